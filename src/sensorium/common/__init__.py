@@ -1,0 +1,1 @@
+"""What two or more systems really share: errors, logging, seeding, distributed set-up, I/O."""

@@ -1,0 +1,35 @@
+"""Guarding the user's files: nothing existing is overwritten without asking."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sensorium.common.errors import SensoriumError
+
+
+def check_writable(path: Path, force: bool) -> Path:
+    """Refuse to overwrite an existing file unless `force`; create the parent folder.
+
+    Returns the path unchanged so calls can be chained.
+    """
+    path = Path(path)
+    if path.exists() and not force:
+        raise SensoriumError(f"output {str(path)!r} already exists; pass --force to overwrite it")
+    if path.exists() and path.is_dir():
+        raise SensoriumError(f"output {str(path)!r} is a folder; expected a file path")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def check_run_dir(path: Path, force: bool, resume: bool = False) -> Path:
+    """A run folder must be new or empty, unless resuming or forced."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise SensoriumError(f"run folder {str(path)!r} is a file; expected a folder")
+    if path.exists() and any(path.iterdir()) and not (force or resume):
+        raise SensoriumError(
+            f"run folder {str(path)!r} is not empty; pass --resume to continue it "
+            "or --force to write over it"
+        )
+    path.mkdir(parents=True, exist_ok=True)
+    return path
