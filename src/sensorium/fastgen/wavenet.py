@@ -115,6 +115,9 @@ class WaveNet(nn.Module):
             nn.Conv1d(R, 2 * G, config.kernel_size, dilation=d) for d in config.dilations
         )
         self.residual = nn.ModuleList(nn.Conv1d(G, R, 1) for _ in range(L))
+        # The last layer's residual output feeds nothing. Its conv is kept so every layer has
+        # the same shape for the samplers, but frozen so DDP does not wait for its gradient.
+        self.residual[-1].requires_grad_(False)
         self.skip = nn.ModuleList(nn.Conv1d(G, S, 1) for _ in range(L))
         self.head_hidden = nn.Conv1d(S, Q, 1)
         self.head_out = nn.Conv1d(Q, Q, 1)
@@ -147,11 +150,13 @@ class WaveNet(nn.Module):
             raise SensoriumError("this model has no global conditioning; drop the global id")
         if global_id is not None:
             if global_id.shape != (batch,):
-                raise SensoriumError(f"global ids of shape {tuple(global_id.shape)}; "
-                                     f"expected ({batch},)")
+                raise SensoriumError(
+                    f"global ids of shape {tuple(global_id.shape)}; expected ({batch},)"
+                )
             if int(global_id.min()) < 0 or int(global_id.max()) >= cfg.global_classes:
                 raise SensoriumError(
-                    f"global id {global_id.tolist()} out of range; expected 0..{cfg.global_classes - 1}"
+                    f"global id {global_id.tolist()} out of range; "
+                    f"expected 0..{cfg.global_classes - 1}"
                 )
         if cfg.local_channels and local is None:
             raise SensoriumError(
@@ -160,7 +165,9 @@ class WaveNet(nn.Module):
             )
         if not cfg.local_channels and local is not None:
             raise SensoriumError("this model has no local conditioning; drop the features")
-        if local is not None and (local.dim() != 3 or local.shape[:2] != (batch, cfg.local_channels)):
+        if local is not None and (
+            local.dim() != 3 or local.shape[:2] != (batch, cfg.local_channels)
+        ):
             raise SensoriumError(
                 f"local features of shape {tuple(local.shape)}; "
                 f"expected ({batch}, {cfg.local_channels}, frames)"

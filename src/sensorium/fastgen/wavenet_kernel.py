@@ -73,7 +73,7 @@ def pack_weights(model: WaveNet, dtype: torch.dtype) -> PackedWeights:
 
 
 @njit(cache=True, nogil=True)
-def _sample(logits: np.ndarray, u: float, temperature: float) -> int:
+def sample_class(logits: np.ndarray, u: float, temperature: float) -> int:
     """Mirror of `sampling.sample_from_logits` for one row of logits (Q,)."""
     Q = logits.shape[0]
     if temperature == 0.0:
@@ -98,10 +98,21 @@ def _sample(logits: np.ndarray, u: float, temperature: float) -> int:
 
 
 @njit(cache=True, nogil=True, fastmath=True)
-def _dense_accumulate(x: np.ndarray, w: np.ndarray, y: np.ndarray, relu: bool) -> None:
+def dense_accumulate(x: np.ndarray, w: np.ndarray, y: np.ndarray, relu: bool) -> None:
     """y (B, O) += act(x) (B, I) @ w (I, O), one weight row at a time for all streams."""
     B, I = x.shape
     O = w.shape[1]
+    if B == 1:
+        x0 = x[0]
+        y0 = y[0]
+        for i in range(I):
+            xi = x0[i]
+            if relu and xi < 0:
+                continue
+            wi = w[i]
+            for o in range(O):
+                y0[o] += xi * wi[o]
+        return
     for i in range(I):
         for b in range(B):
             xi = x[b, i]
@@ -111,6 +122,77 @@ def _dense_accumulate(x: np.ndarray, w: np.ndarray, y: np.ndarray, relu: bool) -
                 y[b, o] += xi * w[i, o]
 
 
+@njit(cache=True, nogil=True)
+def frame_of(t: int, hop: int, num_frames: int) -> int:
+    """Conditioning frame of position t (frame 0 when there is one frame)."""
+    return 0 if num_frames == 1 else min((t + 1) // hop, num_frames - 1)
+
+
+@njit(cache=True, nogil=True)
+def embed_input(embed, skip_b, out, t, h, skip):
+    """Start a step: h (B, R) = embedding of out[:, t]; skip (B, S) = summed skip biases."""
+    for b in range(h.shape[0]):
+        h[b, :] = embed[out[b, t]]
+        skip[b, :] = skip_b
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def layer_taps(conv_w, conv_b, dilations, offsets, state, bias, layer, frame, t, tap, z):
+    """First half of a layer at position t: z (B, 2G) = conv bias + conditioning + past taps.
+
+    Tap kk reads the layer's input from (k - 1 - kk) * d steps ago out of its queue; the
+    current input (tap k - 1) is added last by `layer_finish`. Nothing here depends on the
+    current sample, so the two-thread loop runs it while waiting for the other thread.
+    """
+    B = z.shape[0]
+    R = tap.shape[1]
+    k = conv_w.shape[1] // R
+    d = dilations[layer]
+    M = (k - 1) * d
+    base = offsets[layer]
+    for b in range(B):
+        z[b, :] = conv_b[layer] + bias[b, frame, layer]
+    for kk in range(k - 1):
+        row = base + (t - (k - 1 - kk) * d) % M
+        for b in range(B):
+            tap[b, :] = state[b, row]
+        dense_accumulate(tap, conv_w[layer, kk * R : (kk + 1) * R], z, False)
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def layer_finish(conv_w, res_w, res_b, dilations, offsets, state, layer, t, z, gated, h):
+    """Second half of a layer at position t: add the current input h (B, R) to z (B, 2G),
+    queue h, write the gate into gated (B, G) and update h in place.
+
+    The layer's skip term, gated @ skip_w[layer], is left to the caller: the next layer does
+    not need it, so the two-thread loop adds it off the critical path.
+    """
+    B, R = h.shape
+    G = gated.shape[1]
+    k = conv_w.shape[1] // R
+    dense_accumulate(h, conv_w[layer, (k - 1) * R :], z, False)
+    row = offsets[layer] + t % ((k - 1) * dilations[layer])
+    for b in range(B):
+        state[b, row] = h[b]
+    for b in range(B):
+        for g in range(G):
+            gated[b, g] = math.tanh(z[b, g]) / (1.0 + math.exp(-z[b, G + g]))
+        h[b, :] += res_b[layer]
+    dense_accumulate(gated, res_w[layer], h, False)
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def head_sample(head1_w, head1_b, head2_w, head2_b, skip, hidden, logits, out, t, u, temperature):
+    """Output head on skip (B, S) into logits (B, Q); draw out[:, t + 1] with uniforms u (B,)."""
+    for b in range(skip.shape[0]):
+        hidden[b, :] = head1_b
+        logits[b, :] = head2_b
+    dense_accumulate(skip, head1_w, hidden, True)
+    dense_accumulate(hidden, head2_w, logits, True)
+    for b in range(skip.shape[0]):
+        out[b, t + 1] = sample_class(logits[b], u[b], temperature)
+
+
 @njit(cache=True, nogil=True, fastmath=True)
 def _steps(
     embed, conv_w, conv_b, res_w, res_b, skip_w, skip_b, head1_w, head1_b, head2_w, head2_b,
@@ -118,62 +200,29 @@ def _steps(
 ):  # fmt: skip
     """Feed out[:, t] at positions t = start .. start+count-1 and write out[:, t + 1]."""
     B = out.shape[0]
-    L, kR, G2 = conv_w.shape
+    L, _, G2 = conv_w.shape
     R = embed.shape[1]
-    G = G2 // 2
-    S = skip_w.shape[2]
-    Q = head2_w.shape[1]
-    k = kR // R
-    num_frames = bias.shape[1]
     dt = embed.dtype
     h = np.empty((B, R), dt)
     tap = np.empty((B, R), dt)
     z = np.empty((B, G2), dt)
-    gated = np.empty((B, G), dt)
-    skip = np.empty((B, S), dt)
-    hidden = np.empty((B, Q), dt)
-    logits = np.empty((B, Q), dt)
+    gated = np.empty((B, G2 // 2), dt)
+    skip = np.empty((B, skip_w.shape[2]), dt)
+    hidden = np.empty((B, head1_w.shape[1]), dt)
+    logits = np.empty((B, head2_w.shape[1]), dt)
 
     for n in range(count):
         t = start + n
-        frame = 0 if num_frames == 1 else min((t + 1) // hop, num_frames - 1)
-        for b in range(B):
-            h[b, :] = embed[out[b, t]]
-            skip[b, :] = skip_b
-
+        frame = frame_of(t, hop, bias.shape[1])
+        embed_input(embed, skip_b, out, t, h, skip)
         for layer in range(L):
-            d = dilations[layer]
-            M = (k - 1) * d
-            base = offsets[layer]
-            for b in range(B):
-                z[b, :] = conv_b[layer] + bias[b, frame, layer]
-            # Dilated conv: tap kk reads the input from (k - 1 - kk) * d steps ago.
-            for kk in range(k):
-                back = k - 1 - kk
-                if back == 0:
-                    _dense_accumulate(h, conv_w[layer, kk * R : (kk + 1) * R], z, False)
-                else:
-                    row = base + (t - back * d) % M
-                    for b in range(B):
-                        tap[b, :] = state[b, row]
-                    _dense_accumulate(tap, conv_w[layer, kk * R : (kk + 1) * R], z, False)
-            row = base + t % M
-            for b in range(B):
-                state[b, row] = h[b]
-            for b in range(B):
-                for g in range(G):
-                    gated[b, g] = math.tanh(z[b, g]) / (1.0 + math.exp(-z[b, G + g]))
-                h[b, :] += res_b[layer]
-            _dense_accumulate(gated, res_w[layer], h, False)
-            _dense_accumulate(gated, skip_w[layer], skip, False)
-
-        for b in range(B):
-            hidden[b, :] = head1_b
-            logits[b, :] = head2_b
-        _dense_accumulate(skip, head1_w, hidden, True)
-        _dense_accumulate(hidden, head2_w, logits, True)
-        for b in range(B):
-            out[b, t + 1] = _sample(logits[b], uniforms[n, b], temperature)
+            layer_taps(conv_w, conv_b, dilations, offsets, state, bias, layer, frame, t, tap, z)
+            layer_finish(conv_w, res_w, res_b, dilations, offsets, state, layer, t, z, gated, h)
+            dense_accumulate(gated, skip_w[layer], skip, False)
+        head_sample(
+            head1_w, head1_b, head2_w, head2_b, skip, hidden, logits, out, t, uniforms[n],
+            temperature,
+        )  # fmt: skip
 
 
 def run_steps(
@@ -201,6 +250,4 @@ def run_steps(
             is written.
         uniforms: (count, B) float64.
     """
-    _steps(
-        *weights, dilations, offsets, state, bias, hop, out, start, count, uniforms, temperature
-    )
+    _steps(*weights, dilations, offsets, state, bias, hop, out, start, count, uniforms, temperature)

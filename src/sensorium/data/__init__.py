@@ -1,0 +1,1 @@
+"""Loaders for real data on disk and the paths of the offline default data sets."""

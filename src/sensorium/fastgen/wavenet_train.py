@@ -1,0 +1,247 @@
+"""Training a WaveNet on a folder of recordings, alone or under torchrun with DDP.
+
+Shape letters: B batch, T crop length, Q classes.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from sensorium.common.checkpoints import load_checkpoint, save_checkpoint
+from sensorium.common.distributed import DistributedContext
+from sensorium.common.errors import SensoriumError
+from sensorium.common.seeding import seed_everything
+from sensorium.fastgen.features import MelSettings
+from sensorium.fastgen.wavenet import WaveNet, WaveNetConfig
+from sensorium.fastgen.wavenet_data import AudioCorpus, crop_batch, validation_crops
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_KIND = "wavenet"
+CONDITIONING = ("none", "mel", "folders", "mel+folders")
+
+
+@dataclass
+class TrainSettings:
+    """Everything one training run needs besides the model settings."""
+
+    data_dir: str
+    out: str
+    steps: int = 2000
+    batch_size: int = 8
+    crop: int = 4000
+    lr: float = 1e-3
+    val_fraction: float = 0.05
+    val_crops: int = 32
+    eval_every: int = 250
+    seed: int = 0
+    conditioning: str = "none"
+    model: WaveNetConfig = field(default_factory=WaveNetConfig)
+    mel: MelSettings | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "crop", "val_crops", "eval_every"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise SensoriumError(f"training setting {name}={value!r} must be an integer >= 1")
+        if not self.lr > 0:
+            raise SensoriumError(f"learning rate {self.lr!r} must be > 0")
+        if self.conditioning not in CONDITIONING:
+            raise SensoriumError(
+                f"conditioning {self.conditioning!r}; expected one of {', '.join(CONDITIONING)}"
+            )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def bits_per_sample(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy in bits: logits (B, Q, T), targets (B, T)."""
+    return F.cross_entropy(logits, targets) / math.log(2)
+
+
+def load_wavenet(path: Path, device: str = "cpu") -> tuple[WaveNet, dict]:
+    """A trained WaveNet and its checkpoint contents, from a checkpoint file."""
+    data = load_checkpoint(path, CHECKPOINT_KIND)
+    try:
+        model = WaveNet(WaveNetConfig.from_dict(data["config"]))
+        model.load_state_dict(data["model"])
+    except (KeyError, RuntimeError) as exc:
+        raise SensoriumError(f"checkpoint {str(path)!r} is damaged: {exc}") from exc
+    return model.to(device).eval(), data
+
+
+class WaveNetTrainer:
+    """Runs the training loop; rank 0 writes checkpoints, the log and metrics."""
+
+    def __init__(self, settings: TrainSettings, ctx: DistributedContext, resume: bool) -> None:
+        self.settings = settings
+        self.ctx = ctx
+        self.run_dir = Path(settings.out)
+        seed_everything(settings.seed + ctx.rank)
+        cfg = settings.model
+        mel = settings.mel if "mel" in settings.conditioning else None
+        self.corpus = AudioCorpus(
+            Path(settings.data_dir),
+            cfg.sample_rate,
+            cfg.quantization,
+            mel,
+            min_length=settings.crop + 1,
+            val_fraction=settings.val_fraction,
+            seed=settings.seed,
+            global_from_folders="folders" in settings.conditioning,
+            show_progress=ctx.is_main,
+        )
+        if "folders" in settings.conditioning:
+            cfg.global_classes = len(self.corpus.global_names)
+        if mel is not None:
+            cfg.local_channels = mel.n_mels
+            cfg.local_hop = mel.hop
+        self.model = WaveNet(cfg).to(ctx.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=settings.lr)
+        self.step = 0
+        self.best_val = float("inf")
+        if resume:
+            self._resume()
+        self.ddp = DistributedDataParallel(self.model) if ctx.is_distributed else self.model
+        self.rng = np.random.default_rng([settings.seed, ctx.rank, self.step])
+        params = sum(p.numel() for p in self.model.parameters())
+        logger.info(
+            "WaveNet: %d layers, receptive field %d samples (%.3f s), %.2fM parameters",
+            cfg.num_layers,
+            cfg.receptive_field,
+            cfg.receptive_field / cfg.sample_rate,
+            params / 1e6,
+        )
+
+    def _resume(self) -> None:
+        path = self.run_dir / "checkpoint.pt"
+        data = load_checkpoint(path, CHECKPOINT_KIND)
+        if data["config"] != self.settings.model.to_dict():
+            raise SensoriumError(
+                f"cannot resume {str(path)!r}: its model settings differ from this run's"
+            )
+        self.model.load_state_dict(data["model"])
+        self.optimizer.load_state_dict(data["optimizer"])
+        self.step = int(data["step"])
+        self.best_val = float(data.get("best_val", float("inf")))
+        logger.info("resumed from step %d", self.step)
+
+    def _inputs(self, x, mel, gid):
+        dev = self.ctx.device
+        cfg = self.settings.model
+        mel = mel.to(dev) if mel is not None else None
+        gid = gid.to(dev) if cfg.global_classes else None
+        return x.to(dev), mel, gid
+
+    @torch.no_grad()
+    def validate(self) -> float:
+        """Validation bits per sample over fixed crops (NaN without validation clips)."""
+        crops = validation_crops(
+            self.corpus.val,
+            self.settings.crop,
+            self.settings.model.local_hop,
+            self.settings.val_crops,
+        )
+        if not crops:
+            return float("nan")
+        self.model.eval()
+        total = 0.0
+        for x, mel, gid in crops:
+            x, mel, gid = self._inputs(x, mel, gid)
+            logits = self.model(x[:, :-1], gid, mel)
+            total += float(bits_per_sample(logits, x[:, 1:]))
+        self.model.train()
+        return total / len(crops)
+
+    def _relative(self, path: Path) -> str:
+        root = Path(self.settings.data_dir)
+        return str(path.relative_to(root)) if root.is_dir() else path.name
+
+    def save(self, val_bits: float) -> None:
+        payload = {
+            "config": self.settings.model.to_dict(),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "best_val": self.best_val,
+            "val_bits": val_bits,
+            "mel": self.settings.mel.to_dict() if self.settings.model.local_channels else None,
+            "global_names": self.corpus.global_names,
+            "val_files": [self._relative(c.path) for c in self.corpus.val],
+        }
+        save_checkpoint(self.run_dir / "checkpoint.pt", CHECKPOINT_KIND, payload)
+        if val_bits <= self.best_val or math.isnan(val_bits):
+            self.best_val = val_bits if not math.isnan(val_bits) else self.best_val
+            payload = {k: v for k, v in payload.items() if k != "optimizer"}
+            payload["best_val"] = self.best_val
+            save_checkpoint(self.run_dir / "model.pt", CHECKPOINT_KIND, payload)
+
+    def train(self) -> dict:
+        s, ctx = self.settings, self.ctx
+        metrics_path = self.run_dir / "metrics.csv"
+        if ctx.is_main and not metrics_path.exists():
+            with open(metrics_path, "w", newline="") as f:
+                csv.writer(f).writerow(["step", "train_bits", "val_bits", "seconds"])
+        self.model.train()
+        started = time.perf_counter()
+        running = []
+        bar = tqdm(
+            total=s.steps, initial=self.step, desc="training", unit="step", disable=not ctx.is_main
+        )
+        val_bits = float("nan")
+        while self.step < s.steps:
+            x, mel, gid = crop_batch(
+                self.corpus.train, s.batch_size, s.crop, s.model.local_hop, self.rng
+            )
+            x, mel, gid = self._inputs(x, mel, gid)
+            loss = bits_per_sample(self.ddp(x[:, :-1], gid, mel), x[:, 1:])
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+            self.optimizer.step()
+            self.step += 1
+            running.append(loss.item())
+            bar.update(1)
+            bar.set_postfix(bits=f"{np.mean(running[-50:]):.3f}")
+            if self.step % s.eval_every == 0 or self.step == s.steps:
+                train_bits = ctx.all_reduce_mean(float(np.mean(running)))
+                running = []
+                if ctx.is_main:
+                    val_bits = self.validate()
+                    elapsed = time.perf_counter() - started
+                    logger.info(
+                        "step %d: train %.3f bits/sample, validation %.3f bits/sample",
+                        self.step,
+                        train_bits,
+                        val_bits,
+                    )
+                    with open(metrics_path, "a", newline="") as f:
+                        csv.writer(f).writerow(
+                            [self.step, f"{train_bits:.4f}", f"{val_bits:.4f}", f"{elapsed:.1f}"]
+                        )
+                    self.save(val_bits)
+                ctx.barrier()
+        bar.close()
+        summary = {
+            "steps": self.step,
+            "val_bits_per_sample": val_bits,
+            "best_val_bits_per_sample": self.best_val,
+            "seconds": time.perf_counter() - started,
+            "world_size": ctx.world_size,
+        }
+        if ctx.is_main:
+            (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        return summary
