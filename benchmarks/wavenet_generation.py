@@ -44,17 +44,62 @@ def flops_per_sample(cfg: WaveNetConfig) -> int:
     return 2 * (cfg.num_layers * per_layer + S * Q + Q * Q)
 
 
+class StepClock:
+    """A progress callback that timestamps every report of finished samples."""
+
+    def __init__(self) -> None:
+        self.marks: list[tuple[float, int]] = []
+
+    def __call__(self, count: int) -> None:
+        self.marks.append((time.perf_counter(), count))
+
+    def step_rates(self) -> list[float]:
+        """Samples per stream and second of each report after the first."""
+        pairs = zip(self.marks, self.marks[1:], strict=False)
+        return [count / (t1 - t0) for (t0, _), (t1, count) in pairs]
+
+    def samples_per_second(self) -> float:
+        """Samples per stream and second after the first report, which covers the priming."""
+        samples = sum(count for _, count in self.marks[1:])
+        return samples / (self.marks[-1][0] - self.marks[0][0])
+
+
 def samples_per_second(
-    sampler: WaveNetSampler, steps: int, batch: int, repeats: int
+    sampler: WaveNetSampler, steps: int, batch: int, receptive_field: int, repeats: int
 ) -> tuple[float, list[float]]:
-    """Median and all runs of (steps * batch) / seconds, after one warm-up call."""
-    sampler.generate(min(steps, 16), batch=batch, seed=0)  # compile, allocate
+    """Median samples/s (all streams together) over `repeats` runs of `steps` steps.
+
+    Every run continues a random prime one receptive field long, so the naive sampler always
+    passes over a full window, and the priming (one full pass for the cached samplers) is
+    left out of the timing.
+    """
+    prime = torch.randint(0, 256, (batch, receptive_field))
+    sampler.generate(2, batch=batch, prime=prime)  # compile, allocate
     runs = []
     for r in range(repeats):
-        started = time.perf_counter()
-        sampler.generate(steps, batch=batch, seed=r)
-        runs.append(steps * batch / (time.perf_counter() - started))
+        clock = StepClock()
+        sampler.generate(steps + 1, batch=batch, seed=r, prime=prime, progress=clock)
+        runs.append(clock.samples_per_second() * batch)
     return statistics.median(runs), runs
+
+
+def naive_samples_per_second(
+    sampler: NaiveSampler, batch: int, receptive_field: int, budget: float
+) -> tuple[float, list[float], int]:
+    """Median samples/s over single naive steps, each a full pass over a full window.
+
+    One step sizes the run to about `budget` seconds (at least 3 timed steps): each naive step
+    costs the same, so the steps of one run serve as the repeats.
+    """
+    prime = torch.randint(0, 256, (batch, receptive_field))
+    probe = StepClock()
+    sampler.generate(2, batch=batch, prime=prime, progress=probe)
+    per_step = 1.0 / probe.samples_per_second()
+    steps = max(3, int(budget / per_step))
+    clock = StepClock()
+    sampler.generate(steps + 1, batch=batch, prime=prime, progress=clock)
+    rates = [rate * batch for rate in clock.step_rates()]
+    return statistics.median(rates), rates, steps
 
 
 def matmul_peak_gflops(repeats: int = 5) -> float:
@@ -108,16 +153,13 @@ def main() -> None:
         model = WaveNet(cfg).eval()
         for batch in [int(v) for v in args.batches.split(",")]:
             cached_steps = max(200, args.cached_samples // max(1, batch // 8))
+            rf = cfg.receptive_field
             fast, fast_runs = samples_per_second(
-                FusedCachedSampler(model), cached_steps, batch, args.repeats
+                FusedCachedSampler(model), cached_steps, batch, rf, args.repeats
             )
-            # Size the naive run from one timed step so it fits the time budget.
-            naive = NaiveSampler(model)
-            probe = time.perf_counter()
-            naive.generate(2, batch=batch, seed=0)
-            per_step = (time.perf_counter() - probe) / 2
-            naive_steps = max(2, int(args.naive_seconds / per_step))
-            slow, slow_runs = samples_per_second(naive, naive_steps, batch, args.repeats)
+            slow, slow_runs, naive_steps = naive_samples_per_second(
+                NaiveSampler(model), batch, rf, args.naive_seconds
+            )
             gflops = fast * flops_per_sample(cfg) / 1e9
             record = {
                 "layers_per_stack": layers,
@@ -147,8 +189,12 @@ def main() -> None:
             )
 
     reference = WaveNet(WaveNetConfig()).eval()
-    eager, eager_runs = samples_per_second(EagerCachedSampler(reference), 1000, 1, args.repeats)
-    fused, fused_runs = samples_per_second(FusedCachedSampler(reference), 16000, 1, args.repeats)
+    eager, eager_runs = samples_per_second(
+        EagerCachedSampler(reference), 1000, 1, reference.config.receptive_field, args.repeats
+    )
+    fused, fused_runs = samples_per_second(
+        FusedCachedSampler(reference), 16000, 1, reference.config.receptive_field, args.repeats
+    )
     print(
         f"reference config, batch 1: eager cached {eager:.0f} samples/s, "
         f"compiled cached {fused:.0f} samples/s ({fused / eager:.1f}x)"
