@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,3 +50,43 @@ def load_checkpoint(path: Path, kind: str) -> dict[str, Any]:
             f"checkpoint {str(path)!r} holds a {data['kind']!r} model; expected a {kind!r} model"
         )
     return data
+
+
+def load_weights(model: torch.nn.Module, state: Any, path: Path) -> None:
+    """Load a state dict into `model`, or say in one line why it does not fit."""
+    if not isinstance(state, dict):
+        raise SensoriumError(f"checkpoint {str(path)!r} is damaged: it holds no weights")
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [
+        k
+        for k in expected
+        if k in state
+        and (not torch.is_tensor(state[k]) or tuple(state[k].shape) != tuple(expected[k].shape))
+    ]
+    problems = [
+        f"{len(names)} {what} (first: {names[0]})"
+        for names, what in ((missing, "missing"), (unexpected, "unexpected"), (wrong, "misshapen"))
+        if names
+    ]
+    if problems:
+        raise SensoriumError(
+            f"checkpoint {str(path)!r} is damaged: its weights do not fit the model its settings "
+            f"describe: {'; '.join(problems)}"
+        )
+    model.load_state_dict(state)
+
+
+def load_model(
+    path: Path, kind: str, build: Callable[[dict], torch.nn.Module], device: str = "cpu"
+) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """A `kind` model built by `build(settings)` from a checkpoint, with its weights loaded,
+    in eval mode on `device`; and the checkpoint's contents."""
+    data = load_checkpoint(path, kind)
+    try:
+        model = build(data["config"])
+    except (KeyError, TypeError) as exc:
+        raise SensoriumError(f"checkpoint {str(path)!r} is damaged: {exc!r}") from exc
+    load_weights(model, data.get("model"), path)
+    return model.to(device).eval(), data

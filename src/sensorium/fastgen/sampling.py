@@ -12,10 +12,14 @@ import torch
 from sensorium.common.errors import SensoriumError
 
 
-def draw_uniforms(seed: int, steps: int, batch: int) -> torch.Tensor:
-    """(steps, B) float64 uniforms in [0, 1) from a generator seeded with `seed`."""
+def draw_uniforms(seed: int, *shape: int) -> torch.Tensor:
+    """float64 uniforms in [0, 1) of `shape` from a generator seeded with `seed`.
+
+    The WaveNet samplers draw (steps, B), one per stream and step; the PixelCNN samplers
+    (N, H, W, 1 + C), one set per pixel of every image asked for.
+    """
     generator = torch.Generator().manual_seed(seed)
-    return torch.rand((steps, batch), generator=generator, dtype=torch.float64)
+    return torch.rand(shape, generator=generator, dtype=torch.float64)
 
 
 def check_temperature(temperature: float) -> float:

@@ -10,9 +10,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from sensorium.common.cli_options import add_run_options, add_sampling_options, add_system
 from sensorium.common.errors import SensoriumError
 from sensorium.common.logging import setup_logging
-from sensorium.common.outputs import check_run_dir, check_writable
+from sensorium.common.outputs import check_writable
 from sensorium.data.audio import DEFAULT_SPEECH_DIR, load_audio, save_audio
 from sensorium.fastgen.wavenet_samplers import SAMPLERS
 
@@ -20,11 +21,12 @@ logger = logging.getLogger(__name__)
 
 
 def register(systems: argparse._SubParsersAction) -> None:
-    parser = systems.add_parser("wavenet", help="WaveNet with fast cached generation")
-    verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
-    _add_train(verbs)
-    _add_generate(verbs)
-    _add_demo(verbs)
+    add_system(
+        systems,
+        "wavenet",
+        "WaveNet with fast cached generation",
+        [_add_train, _add_generate, _add_demo],
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -43,13 +45,9 @@ def _add_train(verbs) -> None:
         default=str(DEFAULT_SPEECH_DIR),
         help=f"folder (or file) of recordings; default: {DEFAULT_SPEECH_DIR}",
     )
-    p.add_argument("--out", required=True, help="run folder for checkpoints, log and metrics")
-    p.add_argument("--steps", type=int, default=2000)
-    p.add_argument("--batch-size", type=int, default=8, help="crops per step and process")
+    add_run_options(p, steps=2000, batch_size=8, lr=1e-3, eval_every=250)
     p.add_argument("--crop", type=int, default=4000, help="crop length in samples")
-    p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--val-fraction", type=float, default=0.05, help="files held out")
-    p.add_argument("--eval-every", type=int, default=250)
     p.add_argument(
         "--conditioning",
         default="none",
@@ -66,15 +64,11 @@ def _add_train(verbs) -> None:
     p.add_argument("--sample-rate", type=int, default=8000)
     p.add_argument("--mel-bins", type=int, default=40)
     p.add_argument("--hop", type=int, default=80, help="samples per mel frame")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--force", action="store_true", help="write into a non-empty --out")
     p.set_defaults(run=_train)
 
 
 def _train(args) -> int:
-    from sensorium.common.distributed import init_distributed
+    from sensorium.common.training_run import training_run, write_settings
     from sensorium.fastgen.features import MelSettings
     from sensorium.fastgen.wavenet import WaveNetConfig
     from sensorium.fastgen.wavenet_train import TrainSettings, WaveNetTrainer
@@ -104,29 +98,16 @@ def _train(args) -> int:
         model=model,
         mel=mel if "mel" in args.conditioning else None,
     )
-    ctx = init_distributed(args.device)
-    try:
-        run_dir = Path(args.out)
-        if ctx.is_main:
-            check_run_dir(run_dir, force=args.force, resume=args.resume)
-            if args.resume and not (run_dir / "checkpoint.pt").exists():
-                raise SensoriumError(f"nothing to resume: {str(run_dir / 'checkpoint.pt')!r}")
-        ctx.barrier()
-        setup_logging(run_dir / "train.log" if ctx.is_main else None)
-        if not ctx.is_main:
-            logging.getLogger().setLevel(logging.WARNING)
+    with training_run(args) as ctx:
         trainer = WaveNetTrainer(settings, ctx, resume=args.resume)
-        if ctx.is_main:
-            (run_dir / "settings.json").write_text(json.dumps(settings.to_dict(), indent=2) + "\n")
+        write_settings(Path(args.out), settings, ctx)
         summary = trainer.train()
         if ctx.is_main:
             print(
                 f"trained {summary['steps']} steps in {summary['seconds']:.0f} s; "
                 f"validation {summary['val_bits_per_sample']:.3f} bits/sample; "
-                f"model: {run_dir / 'model.pt'}"
+                f"model: {Path(args.out) / 'model.pt'}"
             )
-    finally:
-        ctx.close()
     return 0
 
 
@@ -134,16 +115,10 @@ def _train(args) -> int:
 # generate
 # --------------------------------------------------------------------------------------------
 def _add_generation_options(p) -> None:
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--temperature", type=float, default=1.0, help="softmax temperature; 0: greedy")
-    p.add_argument(
-        "--sampler",
-        default="cached",
-        choices=SAMPLERS,
-        help="naive: a full pass per sample; cached: layer queues (compiled on the CPU)",
+    add_sampling_options(
+        p, SAMPLERS, "naive: a full pass per sample; cached: layer queues (compiled on the CPU)"
     )
-    p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
-    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.add_argument("--temperature", type=float, default=1.0, help="softmax temperature; 0: greedy")
 
 
 def _add_generate(verbs) -> None:

@@ -5,11 +5,8 @@ Shape letters: B batch, T crop length, Q classes.
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
 import math
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -17,12 +14,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
-from tqdm import tqdm
 
-from sensorium.common.checkpoints import load_checkpoint, save_checkpoint
+from sensorium.common.checkpoints import load_checkpoint, load_model, save_checkpoint
 from sensorium.common.distributed import DistributedContext
 from sensorium.common.errors import SensoriumError
 from sensorium.common.seeding import seed_everything
+from sensorium.common.training_loop import LossNames, run_steps, write_summary
 from sensorium.fastgen.features import MelSettings
 from sensorium.fastgen.wavenet import WaveNet, WaveNetConfig
 from sensorium.fastgen.wavenet_data import AudioCorpus, crop_batch, validation_crops
@@ -31,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINT_KIND = "wavenet"
 CONDITIONING = ("none", "mel", "folders", "mel+folders")
+LOSS_NAMES = LossNames("bits/sample", "validation", "train_bits", "val_bits")
 
 
 @dataclass
@@ -74,13 +72,9 @@ def bits_per_sample(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor
 
 def load_wavenet(path: Path, device: str = "cpu") -> tuple[WaveNet, dict]:
     """A trained WaveNet and its checkpoint contents, from a checkpoint file."""
-    data = load_checkpoint(path, CHECKPOINT_KIND)
-    try:
-        model = WaveNet(WaveNetConfig.from_dict(data["config"]))
-        model.load_state_dict(data["model"])
-    except (KeyError, RuntimeError) as exc:
-        raise SensoriumError(f"checkpoint {str(path)!r} is damaged: {exc}") from exc
-    return model.to(device).eval(), data
+    return load_model(
+        path, CHECKPOINT_KIND, lambda cfg: WaveNet(WaveNetConfig.from_dict(cfg)), device
+    )
 
 
 class WaveNetTrainer:
@@ -189,59 +183,40 @@ class WaveNetTrainer:
             payload["best_val"] = self.best_val
             save_checkpoint(self.run_dir / "model.pt", CHECKPOINT_KIND, payload)
 
-    def train(self) -> dict:
-        s, ctx = self.settings, self.ctx
-        metrics_path = self.run_dir / "metrics.csv"
-        if ctx.is_main and not metrics_path.exists():
-            with open(metrics_path, "w", newline="") as f:
-                csv.writer(f).writerow(["step", "train_bits", "val_bits", "seconds"])
-        self.model.train()
-        started = time.perf_counter()
-        running = []
-        bar = tqdm(
-            total=s.steps, initial=self.step, desc="training", unit="step", disable=not ctx.is_main
+    def _train_step(self) -> float:
+        s = self.settings
+        x, mel, gid = crop_batch(
+            self.corpus.train, s.batch_size, s.crop, s.model.local_hop, self.rng
         )
-        val_bits = float("nan")
-        while self.step < s.steps:
-            x, mel, gid = crop_batch(
-                self.corpus.train, s.batch_size, s.crop, s.model.local_hop, self.rng
-            )
-            x, mel, gid = self._inputs(x, mel, gid)
-            loss = bits_per_sample(self.ddp(x[:, :-1], gid, mel), x[:, 1:])
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-            self.optimizer.step()
-            self.step += 1
-            running.append(loss.item())
-            bar.update(1)
-            bar.set_postfix(bits=f"{np.mean(running[-50:]):.3f}")
-            if self.step % s.eval_every == 0 or self.step == s.steps:
-                train_bits = ctx.all_reduce_mean(float(np.mean(running)))
-                running = []
-                if ctx.is_main:
-                    val_bits = self.validate()
-                    elapsed = time.perf_counter() - started
-                    logger.info(
-                        "step %d: train %.3f bits/sample, validation %.3f bits/sample",
-                        self.step,
-                        train_bits,
-                        val_bits,
-                    )
-                    with open(metrics_path, "a", newline="") as f:
-                        csv.writer(f).writerow(
-                            [self.step, f"{train_bits:.4f}", f"{val_bits:.4f}", f"{elapsed:.1f}"]
-                        )
-                    self.save(val_bits)
-                ctx.barrier()
-        bar.close()
+        x, mel, gid = self._inputs(x, mel, gid)
+        loss = bits_per_sample(self.ddp(x[:, :-1], gid, mel), x[:, 1:])
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.optimizer.step()
+        self.step += 1
+        return loss.item()
+
+    def train(self) -> dict:
+        s = self.settings
+        self.model.train()
+        result = run_steps(
+            self.ctx,
+            self.run_dir,
+            LOSS_NAMES,
+            self.step,
+            s.steps,
+            s.eval_every,
+            self._train_step,
+            evaluate=lambda last: self.validate(),
+            save=lambda step, score: self.save(score),
+        )
         summary = {
-            "steps": self.step,
-            "val_bits_per_sample": val_bits,
+            "steps": result.steps,
+            "val_bits_per_sample": result.last_score,
             "best_val_bits_per_sample": self.best_val,
-            "seconds": time.perf_counter() - started,
-            "world_size": ctx.world_size,
+            "seconds": result.seconds,
+            "world_size": self.ctx.world_size,
         }
-        if ctx.is_main:
-            (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_summary(self.run_dir, summary, self.ctx)
         return summary

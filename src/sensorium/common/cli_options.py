@@ -1,0 +1,42 @@
+"""Command-line pieces every system's verbs share, so the verbs read and behave alike."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+
+
+def add_system(
+    systems: argparse._SubParsersAction,
+    name: str,
+    help: str,
+    verbs: Sequence[Callable[[argparse._SubParsersAction], None]],
+) -> None:
+    """`sensorium NAME VERB ...`: each function in `verbs` adds one verb."""
+    parser = systems.add_parser(name, help=help)
+    subparsers = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+    for add_verb in verbs:
+        add_verb(subparsers)
+
+
+def add_run_options(
+    p: argparse.ArgumentParser, steps: int, batch_size: int, lr: float, eval_every: int
+) -> None:
+    """The options of every `train` verb, with the system's defaults."""
+    p.add_argument("--out", required=True, help="run folder for checkpoints, log and metrics")
+    p.add_argument("--steps", type=int, default=steps)
+    p.add_argument("--batch-size", type=int, default=batch_size, help="per step and process")
+    p.add_argument("--lr", type=float, default=lr)
+    p.add_argument("--eval-every", type=int, default=eval_every)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--force", action="store_true", help="write into a non-empty --out")
+
+
+def add_sampling_options(p: argparse.ArgumentParser, samplers: Sequence[str], help: str) -> None:
+    """The options of every verb that samples from a model."""
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sampler", default="cached", choices=samplers, help=help)
+    p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")

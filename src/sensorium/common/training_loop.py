@@ -1,0 +1,104 @@
+"""The step loop every trainer shares: progress bar, periodic evaluation, metrics, saving.
+
+A trainer supplies what differs: one optimisation step, an evaluation and a save. The loop
+averages the training loss between evaluations over all processes, evaluates on rank 0 only,
+logs one line and appends one metrics row per evaluation, and keeps the processes in step.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from sensorium.common.distributed import DistributedContext
+from sensorium.common.metrics_log import MetricsLog
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LossNames:
+    """How a loss and its held-out score are called in the log and in metrics.csv."""
+
+    unit: str  # e.g. "bits/sample"
+    score: str  # the held-out set, e.g. "validation"
+    train_column: str  # e.g. "train_bits"
+    score_column: str  # e.g. "val_bits"
+
+
+@dataclass(frozen=True)
+class LoopResult:
+    steps: int
+    last_score: float  # NaN if no evaluation ran
+    seconds: float
+
+
+def run_steps(
+    ctx: DistributedContext,
+    run_dir: Path,
+    names: LossNames,
+    first_step: int,
+    total_steps: int,
+    eval_every: int,
+    train_step: Callable[[], float],
+    evaluate: Callable[[bool], float],
+    save: Callable[[int, float], None],
+) -> LoopResult:
+    """Run steps first_step + 1 .. total_steps.
+
+    Args:
+        train_step: one optimisation step; returns its loss.
+        evaluate: the held-out score, called on rank 0 every `eval_every` steps and at the
+            last step (with True).
+        save: called on rank 0 with the step and the score after every evaluation.
+    """
+    log = None
+    if ctx.is_main:
+        columns = ["step", names.train_column, names.score_column, "seconds"]
+        log = MetricsLog(Path(run_dir) / "metrics.csv", columns)
+    started = time.perf_counter()
+    running: list[float] = []
+    score = float("nan")
+    step = first_step
+    bar = tqdm(
+        total=total_steps, initial=step, desc="training", unit="step", disable=not ctx.is_main
+    )
+    while step < total_steps:
+        running.append(train_step())
+        step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{np.mean(running[-50:]):.3f}")
+        last = step == total_steps
+        if step % eval_every and not last:
+            continue
+        train_loss = ctx.all_reduce_mean(float(np.mean(running)))
+        running = []
+        if ctx.is_main:
+            score = evaluate(last)
+            logger.info(
+                "step %d: train %.3f %s, %s %.3f %s",
+                step,
+                train_loss,
+                names.unit,
+                names.score,
+                score,
+                names.unit,
+            )
+            log.append([step, train_loss, score, time.perf_counter() - started])
+            save(step, score)
+        ctx.barrier()
+    bar.close()
+    return LoopResult(step, score, time.perf_counter() - started)
+
+
+def write_summary(run_dir: Path, summary: dict, ctx: DistributedContext) -> None:
+    """The run's closing figures as summary.json, from rank 0."""
+    if ctx.is_main:
+        (Path(run_dir) / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
