@@ -17,7 +17,7 @@ logger = logging.getLogger("sensorium")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sensorium.fastgen import wavenet_cli
+    from sensorium.fastgen import pixelcnn_cli, wavenet_cli
 
     parser = argparse.ArgumentParser(
         prog="sensorium", description="Published perception systems as tested, fast software."
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sensorium {__version__}")
     systems = parser.add_subparsers(dest="system", metavar="SYSTEM", required=True)
     wavenet_cli.register(systems)
+    pixelcnn_cli.register(systems)
     return parser
 
 
