@@ -6,7 +6,7 @@
 VENV ?= .venv
 PYTHON ?= python3
 TORCH_SPEC ?= torch==2.13.0
-DEBIAN_PACKAGES := asterisk-core-sounds-en-wav
+DEBIAN_PACKAGES := asterisk-core-sounds-en-wav dataset-fashion-mnist
 BIN := $(VENV)/bin
 
 .PHONY: setup system-packages demo test clean
