@@ -107,21 +107,26 @@ def test_pixel_deconv_cache_equals_down_right_shifted_deconv(target):
     torch.testing.assert_close(cached, full, atol=TOL, rtol=TOL)
 
 
-@pytest.mark.parametrize("right", [False, True])
-@pytest.mark.parametrize("extra", [0, 5])
-def test_cached_gated_resnet_equals_the_block(right, extra):
+@pytest.mark.parametrize(
+    ("right", "extra", "row_side"),
+    [(False, 0, 0), (False, 5, 0), (True, 0, 0), (True, 5, 0), (True, 5, 2), (True, 5, 5)],
+)
+def test_cached_gated_resnet_equals_the_block(right, extra, row_side):
+    """row_side: that many side channels are handed over per row, the rest per pixel."""
     block = randomised(GatedResnet(4, right=right, extra=extra, dropout=0.0))
     H, W = 5, 6
     x = feature_map(4, H, W)
     side = feature_map(extra, H, W, seed=2) if extra else None
     full = block(x, side)
-    cached_block = CachedGatedResnet(block)
+    cached_block = CachedGatedResnet(block, row_side)
     cached_block.reset(2, W)
     cached = torch.zeros_like(full)
     for r in range(H):
         if right:
+            if row_side:
+                cached_block.begin_row(side[:, :row_side, r].transpose(1, 2))
             for c in range(W):
-                s = side[:, :, r, c] if extra else None
+                s = side[:, row_side:, r, c] if row_side < extra else None
                 cached[:, :, r, c] = cached_block.step(x[:, :, r, c], s, c)
             cached_block.next_row()
         else:

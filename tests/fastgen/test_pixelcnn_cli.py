@@ -60,10 +60,16 @@ def test_resume_continues_from_the_saved_step(trained_run, image_dir, capsys):
     args = ["pixelcnn", "train", image_dir, "--out", trained_run, *TINY_MODEL]
     code, _, err = run_cli([*args, "--steps", 3], capsys)
     assert_one_line_error(code, err, "not empty", "--resume")
-    code, _, _ = run_cli([*args, "--steps", 5, "--eval-every", 2, "--resume"], capsys)
+    # The model and data settings come from the run folder: they need not be repeated.
+    resume = ["pixelcnn", "train", "--out", trained_run, "--steps", 5, "--eval-every", 2]
+    code, _, _ = run_cli([*resume, "--resume"], capsys)
     assert code == 0
-    steps = [r.split(",")[0] for r in (trained_run / "metrics.csv").read_text().splitlines()[1:]]
-    assert steps == ["2", "3", "4", "5"]
+    rows = [r.split(",") for r in (trained_run / "metrics.csv").read_text().splitlines()[1:]]
+    assert [r[0] for r in rows] == ["2", "3", "4", "5"]
+    seconds = [float(r[3]) for r in rows]
+    assert seconds == sorted(seconds)  # training time carries on across the resume
+    settings = json.loads((trained_run / "settings.json").read_text())
+    assert settings["model"]["filters"] == 4 and settings["steps"] == 5
 
 
 def test_generate_writes_grid_and_array_identically_for_both_samplers(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -19,6 +20,7 @@ from sensorium.fastgen.pixelcnn_samplers import (
     NaivePixelSampler,
     make_sampler,
 )
+from sensorium.fastgen.sampling_compiled import draw_mixture_pixels
 from tests.fastgen.pixelcnn_helpers import small_pixelcnn
 
 
@@ -138,3 +140,18 @@ def test_colour_channels_are_coupled_through_the_drawn_values():
     assert int(levels[0]) == round((0.5 + 1) * 127.5)
     assert abs(float(g - (-0.2 + 0.5 * r))) <= 1 / 255
     assert abs(float(to_unit(levels[2], torch.float64) - (0.1 - 0.5 * g))) <= 1 / 255
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_compiled_pixel_draws_equal_the_reference(channels):
+    K, n = 4, 5000
+    g = torch.Generator().manual_seed(channels)
+    params = torch.randn(n, parameters_per_pixel(channels, K), generator=g, dtype=torch.float64)
+    params = params * 3  # wide and sharp components, means beyond [-1, 1]: the clamps matter
+    u = torch.rand(n, 1 + channels, generator=g, dtype=torch.float64)
+    u[:10, 1:] = 0.0  # the edges of the uniforms' range
+    expected = sample_pixels(params, u, channels, K)
+    got = np.empty((n, channels), dtype=np.int64)
+    draw_mixture_pixels(params.numpy(), u.numpy(), channels, K, got)
+    assert np.array_equal(got, expected.numpy())
+    assert (expected == 0).any() and (expected == 255).any()

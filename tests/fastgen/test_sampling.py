@@ -9,7 +9,7 @@ import torch
 from sensorium.common.errors import SensoriumError
 from sensorium.fastgen.mulaw import mulaw_decode, mulaw_encode, silence_class
 from sensorium.fastgen.sampling import check_temperature, draw_uniforms, sample_from_logits
-from sensorium.fastgen.wavenet_kernel import sample_class
+from sensorium.fastgen.sampling_compiled import sample_class
 
 
 def test_mulaw_round_trip_and_range():

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile
 
@@ -168,6 +169,23 @@ def test_bad_training_data(tmp_path, audio_dir, capsys):
     code, _, err = run_cli([*train[:2], audio_dir, "--out", tmp_path / "r7", "--steps", "0"],
                            capsys)  # fmt: skip
     assert_one_line_error(code, err, "steps=0")
+    # A failed run leaves no run folder of its own behind.
+    assert not any((tmp_path / f"r{i}").exists() for i in range(1, 8))
+
+    code, _, err = run_cli([*train[:2], audio_dir, "--out", tmp_path / "r8", "--resume"], capsys)
+    assert_one_line_error(code, err, "nothing to resume")
+    assert not (tmp_path / "r8").exists()
+
+
+def test_missing_gpu_is_one_line(trained_run, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    model = trained_run / "model.pt"
+    code, _, err = run_cli(["wavenet", "generate", model, "--out", tmp_path / "g.wav",
+                            "--device", "cuda"], capsys)  # fmt: skip
+    assert_one_line_error(code, err, "no usable CUDA GPU")
+    code, _, err = run_cli(["wavenet", "train", tmp_path, "--out", tmp_path / "t",
+                            "--device", "cuda"], capsys)  # fmt: skip
+    assert_one_line_error(code, err, "no usable CUDA GPU")
 
 
 def test_bad_generation_requests(trained_run, audio_dir, tmp_path, capsys):
@@ -175,7 +193,8 @@ def test_bad_generation_requests(trained_run, audio_dir, tmp_path, capsys):
     ok = ["--global-id", "0", "--local", audio_dir / "alice" / "a1.wav", "--no-plot"]
     gen = ["wavenet", "generate", model, "--out", tmp_path / "o.wav", *ok]
     for flags, needle in [
-        (["--seconds", "-1"], "seconds -1.0 must be > 0"),
+        (["--seconds", "-1"], "seconds -1.0 must be a number > 0"),
+        (["--seconds", "inf"], "seconds inf must be a number > 0"),
         (["--batch", "0"], "batch 0"),
         (["--temperature", "-0.5"], "temperature -0.5"),
         (["--global-id", "7"], "out of range"),
@@ -201,6 +220,17 @@ def test_bad_generation_requests(trained_run, audio_dir, tmp_path, capsys):
     damaged.write_bytes(model.read_bytes()[:1000])
     code, _, err = run_cli(["wavenet", "generate", damaged, "--out", tmp_path / "o.wav"], capsys)
     assert_one_line_error(code, err, "could not be read")
+
+    junk = tmp_path / "junk.npy"
+    junk.write_text("not an array")
+    empty_frames = tmp_path / "empty.npy"
+    np.save(empty_frames, np.zeros((40, 0), dtype=np.float32))
+    for features, needle in [(junk, "not a NumPy array"), (empty_frames, "at least one frame")]:
+        code, _, err = run_cli([*gen, "--local", features], capsys)
+        assert_one_line_error(code, err, needle)
+
+    code, _, err = run_cli(["wavenet", "demo", "--out", tmp_path / "d", "--seconds", "-1"], capsys)
+    assert_one_line_error(code, err, "--seconds -1.0")
 
     not_audio = tmp_path / "text.wav"
     not_audio.write_text("this is not audio")

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from sensorium.common.distributed import resolve_device
 from sensorium.common.errors import SensoriumError
 
 logger = logging.getLogger(__name__)
@@ -89,4 +90,4 @@ def load_model(
     except (KeyError, TypeError) as exc:
         raise SensoriumError(f"checkpoint {str(path)!r} is damaged: {exc!r}") from exc
     load_weights(model, data.get("model"), path)
-    return model.to(device).eval(), data
+    return model.to(resolve_device(device)).eval(), data

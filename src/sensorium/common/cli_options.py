@@ -6,6 +6,14 @@ import argparse
 from collections.abc import Callable, Sequence
 
 
+class VerbParser(argparse.ArgumentParser):
+    """A verb's parser: its --help shows every option's default."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def add_system(
     systems: argparse._SubParsersAction,
     name: str,
@@ -14,7 +22,9 @@ def add_system(
 ) -> None:
     """`sensorium NAME VERB ...`: each function in `verbs` adds one verb."""
     parser = systems.add_parser(name, help=help)
-    subparsers = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+    subparsers = parser.add_subparsers(
+        dest="verb", metavar="VERB", required=True, parser_class=VerbParser
+    )
     for add_verb in verbs:
         add_verb(subparsers)
 
@@ -30,13 +40,22 @@ def add_run_options(
     p.add_argument("--eval-every", type=int, default=eval_every)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out with the model and data settings it was started with "
+        "(its settings.json); --steps and the other schedule options come from this command",
+    )
     p.add_argument("--force", action="store_true", help="write into a non-empty --out")
 
 
-def add_sampling_options(p: argparse.ArgumentParser, samplers: Sequence[str], help: str) -> None:
-    """The options of every verb that samples from a model."""
+def add_sampling_options(
+    p: argparse.ArgumentParser, samplers: Sequence[str] | None = None, help: str = ""
+) -> None:
+    """The options of every verb that samples from a model; --sampler unless `samplers` is
+    None (a demo that runs both samplers)."""
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--sampler", default="cached", choices=samplers, help=help)
+    if samplers is not None:
+        p.add_argument("--sampler", default="cached", choices=samplers, help=help)
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")

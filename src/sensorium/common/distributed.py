@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from sensorium.common.errors import SensoriumError
+
 logger = logging.getLogger(__name__)
 
 
@@ -46,6 +48,20 @@ class DistributedContext:
             dist.destroy_process_group()
 
 
+def resolve_device(name: str) -> torch.device:
+    """ "auto", "cpu" or "cuda" as a device this machine has; a clear error for a missing GPU."""
+    if name not in ("auto", "cpu", "cuda"):
+        raise SensoriumError(f"device {name!r}; expected auto, cpu or cuda")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SensoriumError(
+            "device cuda asked for, but this torch build or machine has no usable CUDA GPU; "
+            "use --device cpu"
+        )
+    return torch.device(name)
+
+
 def init_distributed(device: str = "auto") -> DistributedContext:
     """Join the process group torchrun describes in the environment, or run alone.
 
@@ -54,7 +70,7 @@ def init_distributed(device: str = "auto") -> DistributedContext:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
+    use_cuda = resolve_device(device).type == "cuda"
     if use_cuda:
         torch_device = torch.device("cuda", local_rank)
         torch.cuda.set_device(torch_device)

@@ -49,7 +49,8 @@ def run_steps(
     eval_every: int,
     train_step: Callable[[], float],
     evaluate: Callable[[bool], float],
-    save: Callable[[int, float], None],
+    save: Callable[[int, float, float], None],
+    seconds_before: float = 0.0,
 ) -> LoopResult:
     """Run steps first_step + 1 .. total_steps.
 
@@ -57,18 +58,25 @@ def run_steps(
         train_step: one optimisation step; returns its loss.
         evaluate: the held-out score, called on rank 0 every `eval_every` steps and at the
             last step (with True).
-        save: called on rank 0 with the step and the score after every evaluation.
+        save: called on rank 0 after every evaluation with the step, the score and the
+            seconds of training so far.
+        seconds_before: training time of the run before this call (when resuming).
     """
     log = None
     if ctx.is_main:
         columns = ["step", names.train_column, names.score_column, "seconds"]
         log = MetricsLog(Path(run_dir) / "metrics.csv", columns)
-    started = time.perf_counter()
+    started = time.perf_counter() - seconds_before
     running: list[float] = []
     score = float("nan")
     step = first_step
     bar = tqdm(
-        total=total_steps, initial=step, desc="training", unit="step", disable=not ctx.is_main
+        total=total_steps,
+        initial=step,
+        desc="training",
+        unit="step",
+        disable=not ctx.is_main,
+        delay=0.5,
     )
     while step < total_steps:
         running.append(train_step())
@@ -91,8 +99,9 @@ def run_steps(
                 score,
                 names.unit,
             )
-            log.append([step, train_loss, score, time.perf_counter() - started])
-            save(step, score)
+            elapsed = time.perf_counter() - started
+            log.append([step, train_loss, score, elapsed])
+            save(step, score, elapsed)
         ctx.barrier()
     bar.close()
     return LoopResult(step, score, time.perf_counter() - started)

@@ -73,24 +73,32 @@ class RowCache:
 
 
 class PixelCache:
-    """A down-right-shifted conv run one output pixel at a time."""
+    """A down-right-shifted conv run one output pixel at a time.
+
+    A window spans kh rows: the kh - 1 above the current row are complete when the row
+    starts, so their share of every output of the row (`above`, with the bias) is computed
+    then in one matrix product; a pixel step adds only the current row's kw taps.
+    """
 
     def __init__(self, layer: ShiftedConv2d) -> None:
         if not layer.right:
             raise ValueError("PixelCache takes a down-right-shifted conv; use RowCache")
-        weight = layer.conv.weight.detach()  # (F_out, F_in, kh, kw)
-        F_out = weight.shape[0]
-        # One matrix over the window laid out (kh, kw, F_in), matching the cached rows.
-        self.weight = weight.permute(2, 3, 1, 0).reshape(-1, F_out).contiguous()
+        weight = layer.conv.weight.detach().permute(2, 3, 1, 0)  # (kh, kw, F_in, F_out)
+        F_in, F_out = weight.shape[2:]
+        # Windows are laid out (rows, kw, F_in), matching the cached rows.
+        self.above_weight = weight[:-1].reshape(-1, F_out).contiguous()  # ((kh-1) kw F_in, F_out)
+        self.current_weight = weight[-1].reshape(-1, F_out).contiguous()  # (kw F_in, F_out)
         self.bias = layer.conv.bias.detach()
-        self.kernel = layer.kernel
-        self.in_channels = weight.shape[1]
+        self.kernel, self.stride = layer.kernel, layer.stride
+        self.in_channels = F_in
         self.rows: torch.Tensor | None = None
+        self.above: torch.Tensor | None = None
 
     def reset(self, batch: int, width: int) -> None:
         kh, kw = self.kernel
         shape = (batch, kh, kw - 1 + width, self.in_channels)
-        self.rows = zeroed(self.rows, shape, self.weight)  # (B, kh, pad + w, F_in)
+        self.rows = zeroed(self.rows, shape, self.current_weight)  # (B, kh, pad + w, F_in)
+        self._start_row()
 
     def push(self, col: int, pixel: torch.Tensor) -> None:
         """Write the input (B, F_in) at column `col` of the current row."""
@@ -101,13 +109,32 @@ class PixelCache:
 
         For a stride-2 conv, output (i, j) has its window end at input (2i, 2j).
         """
-        window = self.rows[:, :, col : col + self.kernel[1]]  # (B, kh, kw, F_in)
-        return torch.addmm(self.bias, window.reshape(window.shape[0], -1), self.weight)
+        window = self.rows[:, -1, col : col + self.kernel[1]]  # (B, kw, F_in)
+        above = self.above[:, col // self.stride]  # (B, F_out)
+        return torch.addmm(above, window.reshape(window.shape[0], -1), self.current_weight)
+
+    def add_to_row(self, term: torch.Tensor) -> None:
+        """Add a term (B, w_out, F_out) known for the whole current row to its outputs."""
+        self.above += term
 
     def next_row(self) -> None:
         """After the last pixel of a row: it becomes the row above."""
         if self.kernel[0] > 1:
             self.rows[:, :-1] = self.rows[:, 1:].clone()
+        self._start_row()
+
+    def _start_row(self) -> None:
+        B, kh = self.rows.shape[:2]
+        if kh == 1:
+            width = -(-(self.rows.shape[2] - self.kernel[1] + 1) // self.stride)
+            self.above = self.bias.expand(B, width, -1).clone()
+            return
+        windows = self.rows[:, :-1].unfold(2, self.kernel[1], self.stride)  # (B, kh-1, w, F, kw)
+        windows = windows.permute(0, 2, 1, 4, 3)  # (B, w_out, kh - 1, kw, F_in)
+        flat = windows.reshape(B * windows.shape[1], -1)
+        self.above = torch.addmm(self.bias, flat, self.above_weight).reshape(
+            B, -1, self.bias.shape[0]
+        )
 
 
 class RowDeconvCache:
@@ -166,17 +193,37 @@ class CachedGatedResnet:
     """A `GatedResnet` over cached rows (vertical stream) or pixels (horizontal stream).
 
     Rows are (B, w, F), pixels (B, F); `col` is given for pixels and None for rows.
+
+    For a pixel block, the first `row_side` channels of its side input are the vertical
+    stream's outputs, known for the whole row before its first pixel: `begin_row` passes
+    them through their share of the 1x1 conv once per row, into the first conv's row term.
+    `step` then takes only the rest of the side input (None where there is none).
     """
 
-    def __init__(self, block: GatedResnet) -> None:
+    def __init__(self, block: GatedResnet, row_side: int = 0) -> None:
         cache = PixelCache if block.conv_in.right else RowCache
+        if row_side and cache is RowCache:
+            raise ValueError("a row side input belongs to pixel blocks")
         self.conv_in = cache(block.conv_in)
         self.conv_out = cache(block.conv_out)
-        self.nin = nin_weights(block.nin) if block.nin is not None else None
+        self.nin_row = self.nin_rest = None
+        if block.nin is not None:
+            weight, bias = nin_weights(block.nin)  # (F, 2S): columns for side, then -side
+            S = weight.shape[1] // 2
+            row = torch.cat((torch.arange(row_side), torch.arange(S, S + row_side)))
+            rest = torch.cat((torch.arange(row_side, S), torch.arange(S + row_side, 2 * S)))
+            if row_side:
+                self.nin_row = (weight[:, row].contiguous(), bias)
+            if row_side < S:
+                self.nin_rest = (weight[:, rest].contiguous(), None if row_side else bias)
 
     def reset(self, batch: int, width: int) -> None:
         self.conv_in.reset(batch, width)
         self.conv_out.reset(batch, width)
+
+    def begin_row(self, row_side: torch.Tensor) -> None:
+        """The row's vertical side input (B, w, row_side), before its first pixel."""
+        self.conv_in.add_to_row(F.linear(concat_elu(row_side, dim=-1), *self.nin_row))
 
     def _conv(self, cache, x: torch.Tensor, col: int | None) -> torch.Tensor:
         if col is None:
@@ -187,10 +234,10 @@ class CachedGatedResnet:
 
     def step(self, x: torch.Tensor, side: torch.Tensor | None, col: int | None) -> torch.Tensor:
         h = self._conv(self.conv_in, concat_elu(x, dim=-1), col)
-        if self.nin is not None:
-            h = h + F.linear(concat_elu(side, dim=-1), *self.nin)
+        if self.nin_rest is not None:
+            h = h + F.linear(concat_elu(side, dim=-1), *self.nin_rest)
         a, b = self._conv(self.conv_out, concat_elu(h, dim=-1), col).chunk(2, dim=-1)
-        return x + a * torch.sigmoid(b)
+        return torch.addcmul(x, a, torch.sigmoid(b))
 
     def next_row(self) -> None:
         """For pixel blocks: after the last pixel of a row."""

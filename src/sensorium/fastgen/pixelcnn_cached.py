@@ -12,9 +12,11 @@ returns the mixture parameters of pixel (r, c); `feed(r, c, x)` hands the drawn 
 Within one step the levels run in the order of the full pass: up 0, 1, 2, then down 2, 1, 0.
 
 What each layer keeps, and how long:
-- a shifted conv: its input rows still inside its kernel (`pixelcnn_cache.py`);
-- the vertical stream's outputs of the current row of each level, used by the horizontal
-  stream (as side input) and by the down pass (the long skips) until that level's next row;
+- a shifted conv: its input rows still inside its kernel (`pixelcnn_cache.py`), and for the
+  horizontal stream the share of the current row's outputs that the rows above and the
+  vertical stream's side inputs make, computed once per row;
+- the vertical stream's up-pass outputs of the current row of each level, for the down pass
+  (the long skips) of that row;
 - the horizontal stream's up-pass outputs only within one step: the down pass at the same
   pixel uses them straight away;
 - a transposed conv: the outputs an input row or pixel makes, until the rows below use them.
@@ -49,9 +51,11 @@ class CachedPixelCNN:
         self.ul_init_v = RowCache(model.ul_init_v)
         self.ul_init_h = PixelCache(model.ul_init_h)
         self.up_u = [[CachedGatedResnet(b) for b in level] for level in model.up_u]
-        self.up_ul = [[CachedGatedResnet(b) for b in level] for level in model.up_ul]
+        # The horizontal stream's side inputs start with the vertical stream's outputs.
+        Fi = model.config.filters
+        self.up_ul = [[CachedGatedResnet(b, Fi) for b in level] for level in model.up_ul]
         self.down_u = [[CachedGatedResnet(b) for b in level] for level in model.down_u]
-        self.down_ul = [[CachedGatedResnet(b) for b in level] for level in model.down_ul]
+        self.down_ul = [[CachedGatedResnet(b, Fi) for b in level] for level in model.down_ul]
         self.downsample_u = [RowCache(m) for m in model.downsample_u]
         self.downsample_ul = [PixelCache(m) for m in model.downsample_ul]
         self.upsample_u = [RowDeconvCache(m) for m in model.upsample_u]
@@ -60,7 +64,6 @@ class CachedPixelCNN:
         self.height = self.width = 0
         # Per level: the vertical stream's outputs on the current row of that level.
         self.u_up: list[list[torch.Tensor]] = []
-        self.u_down: list[list[torch.Tensor]] = []
         self.ul_v_row: torch.Tensor | None = None
 
     def reset(self, batch: int, height: int, width: int) -> None:
@@ -80,7 +83,6 @@ class CachedPixelCNN:
             self.upsample_u[level].reset(batch, widths[level])
             self.upsample_ul[level].reset(batch, widths[level + 1])
         self.u_up = [[] for _ in range(LEVELS)]
-        self.u_down = [[] for _ in range(LEVELS)]
 
     # ----------------------------------------------------------------------------------------
     # The vertical stream, a row at a time
@@ -111,6 +113,8 @@ class CachedPixelCNN:
                 u = block.step(u, None, None)
                 outputs.append(u)
             self.u_up[level] = outputs
+            for block, side in zip(self.up_ul[level], outputs[1:], strict=True):
+                block.begin_row(side)
             if level < LEVELS - 1:
                 self.downsample_u[level].push(u)
 
@@ -125,7 +129,8 @@ class CachedPixelCNN:
             for block, skip in zip(self.down_u[level], reversed(skips), strict=True):
                 u = block.step(u, skip, None)
                 outputs.append(u)
-            self.u_down[level] = outputs
+            for block, side in zip(self.down_ul[level], outputs, strict=True):
+                block.begin_row(side)
             if level > 0:
                 self.upsample_u[level - 1].push(u)
 
@@ -145,8 +150,8 @@ class CachedPixelCNN:
             if level > 0:
                 ul = self.downsample_ul[level - 1].output(col * 2)
             outputs = [ul]
-            for block, u in zip(self.up_ul[level], self.u_up[level][1:], strict=True):
-                ul = block.step(ul, u[:, col], col)
+            for block in self.up_ul[level]:
+                ul = block.step(ul, None, col)
                 outputs.append(ul)
             ups.append(outputs)
             if level < LEVELS - 1:
@@ -159,9 +164,8 @@ class CachedPixelCNN:
                 ul, skips = skips[-1], skips[:-1]
             else:
                 ul = self.upsample_ul[level].output(row, col)
-            blocks = zip(self.down_ul[level], self.u_down[level], reversed(skips), strict=True)
-            for block, u, skip in blocks:
-                ul = block.step(ul, torch.cat((u[:, col], skip), dim=-1), col)
+            for block, skip in zip(self.down_ul[level], reversed(skips), strict=True):
+                ul = block.step(ul, skip, col)
             if level > 0:
                 self.upsample_ul[level - 1].push(col, ul)
         return F.linear(F.elu(ul), *self.out)

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -62,7 +63,7 @@ def _add_train(verbs) -> None:
 
 
 def _train(args) -> int:
-    from sensorium.common.training_run import training_run, write_settings
+    from sensorium.common.training_run import saved_settings, training_run, write_settings
     from sensorium.fastgen.pixelcnn import PixelCNNConfig
     from sensorium.fastgen.pixelcnn_train import PixelCNNTrainer, PixelTrainSettings
 
@@ -85,6 +86,20 @@ def _train(args) -> int:
             dropout=args.dropout,
         ),
     )
+    if args.resume:  # the model and its data as the run began; the schedule from this command
+        saved = saved_settings(Path(args.out))
+        try:
+            settings = replace(
+                settings,
+                data=saved["data"],
+                test_fraction=saved["test_fraction"],
+                seed=saved["seed"],
+                model=PixelCNNConfig.from_dict(saved["model"]),
+            )
+        except (KeyError, TypeError) as exc:
+            raise SensoriumError(
+                f"cannot resume: settings.json in {args.out!r} lacks {exc}"
+            ) from exc
     with training_run(args) as ctx:
         trainer = PixelCNNTrainer(settings, ctx, resume=args.resume)
         write_settings(Path(args.out), settings, ctx)
@@ -101,9 +116,11 @@ def _train(args) -> int:
 # --------------------------------------------------------------------------------------------
 # generate
 # --------------------------------------------------------------------------------------------
-def _add_sampling_options(p) -> None:
+def _add_sampling_options(p, choose_sampler: bool = True) -> None:
     add_sampling_options(
-        p, SAMPLERS, "naive: a full pass per pixel; cached: every layer output computed once"
+        p,
+        SAMPLERS if choose_sampler else None,
+        "naive: a full pass per pixel; cached: every layer output computed once",
     )
     p.add_argument("--batch", type=int, default=16, help="images drawn together")
 
@@ -173,7 +190,7 @@ def _add_demo(verbs) -> None:
         default=20,
         help="pixels the naive sampler draws (per image) to measure its speed",
     )
-    _add_sampling_options(p)
+    _add_sampling_options(p, choose_sampler=False)
     p.set_defaults(run=_demo)
 
 
@@ -223,4 +240,5 @@ def _demo(args) -> int:
 
 def _pixel_bar(model, images: int, desc: str) -> tqdm:
     cfg = model.config
-    return tqdm(total=images * cfg.height * cfg.width, desc=desc, unit="pixel", unit_scale=True)
+    total = images * cfg.height * cfg.width
+    return tqdm(total=total, desc=desc, unit="pixel", unit_scale=True, delay=0.5)

@@ -19,13 +19,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
 
 from sensorium.common.errors import SensoriumError
-from sensorium.fastgen.logistic_mixture import sample_pixels, to_unit
+from sensorium.fastgen.logistic_mixture import to_unit
 from sensorium.fastgen.pixelcnn import PixelCNN
 from sensorium.fastgen.pixelcnn_cached import CachedPixelCNN
 from sensorium.fastgen.sampling import draw_uniforms
+from sensorium.fastgen.sampling_compiled import draw_mixture_pixels
 
 Progress = Callable[[int], None]
 
@@ -88,8 +90,16 @@ class PixelCNNSampler:
         raise NotImplementedError
 
     def _draw_pixel(self, params: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
-        """Levels (B, C) int64 of one pixel from its parameters (B, P) and uniforms (B, 1 + C)."""
-        return sample_pixels(params, uniforms, self.config.channels, self.config.mixtures)
+        """Levels (B, C) int64 of one pixel from its parameters (B, P) and uniforms (B, 1 + C).
+
+        Compiled (`sampling_compiled.draw_mixture_pixels`): `logistic_mixture.sample_pixels`
+        gives the same levels but costs a few hundred microseconds of dispatch per pixel.
+        """
+        cfg = self.config
+        levels = np.empty((params.shape[0], cfg.channels), dtype=np.int64)
+        flat = params.detach().to("cpu", torch.float64).numpy()
+        draw_mixture_pixels(flat, uniforms.numpy(), cfg.channels, cfg.mixtures, levels)
+        return torch.from_numpy(levels)
 
 
 class NaivePixelSampler(PixelCNNSampler):

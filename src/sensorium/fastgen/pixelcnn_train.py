@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
 from sensorium.common.checkpoints import load_checkpoint, load_model, save_checkpoint
@@ -63,6 +63,18 @@ class PixelTrainSettings:
         return asdict(self)
 
 
+def warmed_up_ema(decay: float):
+    """An exponential moving average whose decay grows to `decay` over the first updates,
+    min(decay, (1 + n) / (10 + n)) at update n, so early evaluations are not dominated by
+    the random initial weights."""
+
+    def average(averaged: torch.Tensor, current: torch.Tensor, updates: torch.Tensor):
+        rate = min(decay, (1.0 + float(updates)) / (10.0 + float(updates)))
+        return rate * averaged + (1.0 - rate) * current
+
+    return average
+
+
 def load_pixelcnn(path: Path, device: str = "cpu") -> tuple[PixelCNN, dict]:
     """A trained PixelCNN (its averaged weights where it has them) and its checkpoint."""
     return load_model(
@@ -103,11 +115,12 @@ class PixelCNNTrainer:
         self.model = PixelCNN(cfg).to(ctx.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=settings.lr)
         self.averaged = (
-            AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(settings.ema))
+            AveragedModel(self.model, avg_fn=warmed_up_ema(settings.ema))
             if settings.ema > 0
             else None
         )
         self.step = 0
+        self.seconds_before = 0.0
         if resume:
             self._resume()
         self.ddp = DistributedDataParallel(self.model) if ctx.is_distributed else self.model
@@ -140,15 +153,17 @@ class PixelCNNTrainer:
         if self.averaged is not None and data.get("averaged") is not None:
             self.averaged.load_state_dict(data["averaged"])
         self.step = int(data["step"])
+        self.seconds_before = float(data.get("seconds", 0.0))
         logger.info("resumed from step %d", self.step)
 
-    def save(self, test_bits: float) -> None:
+    def save(self, test_bits: float, seconds: float) -> None:
         """checkpoint.pt: everything to resume; model.pt: the weights to sample from (the
         averaged ones where averaging is on) and their test score."""
         model = {
             "config": self.settings.model.to_dict(),
             "model": self.evaluation_model().state_dict(),
             "step": self.step,
+            "seconds": seconds,
             "test_bits": test_bits,
             "data": self.data.source,
         }
@@ -193,7 +208,8 @@ class PixelCNNTrainer:
             s.eval_every,
             self._train_step,
             evaluate=self._evaluate,
-            save=lambda step, score: self.save(score),
+            save=lambda step, score, seconds: self.save(score, seconds),
+            seconds_before=self.seconds_before,
         )
         summary = {
             "steps": result.steps,

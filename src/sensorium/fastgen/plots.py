@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -29,7 +30,11 @@ def plot_waveforms(path: Path, signals: list[tuple[str, np.ndarray]], sample_rat
         wave_ax.set_title(f"{title}: waveform")
         wave_ax.set_xlabel("seconds")
         nfft = min(256, max(16, audio.shape[0] // 4))
-        spec_ax.specgram(audio + 1e-9, NFFT=nfft, Fs=sample_rate, noverlap=nfft // 2, cmap="magma")
+        with warnings.catch_warnings():  # a clip shorter than one FFT window still plots
+            warnings.simplefilter("ignore", UserWarning)
+            spec_ax.specgram(
+                audio + 1e-9, NFFT=nfft, Fs=sample_rate, noverlap=nfft // 2, cmap="magma"
+            )
         spec_ax.set_title(f"{title}: spectrogram")
         spec_ax.set_xlabel("seconds")
         spec_ax.set_ylabel("Hz")

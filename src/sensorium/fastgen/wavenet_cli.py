@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -68,7 +70,7 @@ def _add_train(verbs) -> None:
 
 
 def _train(args) -> int:
-    from sensorium.common.training_run import training_run, write_settings
+    from sensorium.common.training_run import saved_settings, training_run, write_settings
     from sensorium.fastgen.features import MelSettings
     from sensorium.fastgen.wavenet import WaveNetConfig
     from sensorium.fastgen.wavenet_train import TrainSettings, WaveNetTrainer
@@ -98,6 +100,23 @@ def _train(args) -> int:
         model=model,
         mel=mel if "mel" in args.conditioning else None,
     )
+    if args.resume:  # the model and its data as the run began; the schedule from this command
+        saved = saved_settings(Path(args.out))
+        try:
+            settings = replace(
+                settings,
+                data_dir=saved["data_dir"],
+                conditioning=saved["conditioning"],
+                crop=saved["crop"],
+                val_fraction=saved["val_fraction"],
+                seed=saved["seed"],
+                model=WaveNetConfig.from_dict(saved["model"]),
+                mel=MelSettings(**saved["mel"]) if saved["mel"] else None,
+            )
+        except (KeyError, TypeError) as exc:
+            raise SensoriumError(
+                f"cannot resume: settings.json in {args.out!r} lacks {exc}"
+            ) from exc
     with training_run(args) as ctx:
         trainer = WaveNetTrainer(settings, ctx, resume=args.resume)
         write_settings(Path(args.out), settings, ctx)
@@ -114,9 +133,11 @@ def _train(args) -> int:
 # --------------------------------------------------------------------------------------------
 # generate
 # --------------------------------------------------------------------------------------------
-def _add_generation_options(p) -> None:
+def _add_generation_options(p, choose_sampler: bool = True) -> None:
     add_sampling_options(
-        p, SAMPLERS, "naive: a full pass per sample; cached: layer queues (compiled on the CPU)"
+        p,
+        SAMPLERS if choose_sampler else None,
+        "naive: a full pass per sample; cached: layer queues (compiled on the CPU)",
     )
     p.add_argument("--temperature", type=float, default=1.0, help="softmax temperature; 0: greedy")
 
@@ -190,7 +211,9 @@ def _generate(args) -> int:
         check_writable(path, args.force)
     model, checkpoint = load_wavenet(Path(args.checkpoint or SHIPPED_WAVENET), args.device)
     rate = model.config.sample_rate
-    with tqdm(desc=f"generating ({args.sampler})", unit="sample", unit_scale=True) as bar:
+    with tqdm(
+        desc=f"generating ({args.sampler})", unit="sample", unit_scale=True, delay=0.5
+    ) as bar:
         audio, summary = generate_audio(model, checkpoint, settings, progress=bar.update)
     for path, stream in zip(wavs, audio, strict=True):
         save_audio(path, stream, rate)
@@ -220,7 +243,7 @@ def _add_demo(verbs) -> None:
         default=400,
         help="samples the naive sampler generates for its speed",
     )
-    _add_generation_options(p)
+    _add_generation_options(p, choose_sampler=False)
     p.set_defaults(run=_demo)
 
 
@@ -236,6 +259,8 @@ def _demo(args) -> int:
         check_writable(path, args.force)
     if args.naive_samples < 1:
         raise SensoriumError(f"--naive-samples {args.naive_samples} must be >= 1")
+    if not (args.seconds > 0 and math.isfinite(args.seconds)):
+        raise SensoriumError(f"--seconds {args.seconds} must be a number > 0")
     model, checkpoint = load_wavenet(SHIPPED_WAVENET)
     rate = model.config.sample_rate
     recording = _demo_recording(checkpoint)
@@ -244,7 +269,7 @@ def _demo(args) -> int:
     local = str(recording) if model.config.local_channels else None
     # The recording's own mel frames drive the model: it speaks that sentence again.
     cached = GenerateSettings(seconds=real.shape[0] / rate, sampler="cached", local=local, **base)
-    with tqdm(desc="generating (cached)", unit="sample", unit_scale=True) as bar:
+    with tqdm(desc="generating (cached)", unit="sample", unit_scale=True, delay=0.5) as bar:
         audio, fast = generate_audio(model, checkpoint, cached, progress=bar.update)
     save_audio(wav, audio[0], rate)
     plot_waveforms(png, [("real recording", real), ("generated (cached sampler)", audio[0])], rate)
@@ -252,7 +277,7 @@ def _demo(args) -> int:
     naive = GenerateSettings(
         seconds=args.naive_samples / rate, sampler="naive", local=local, **base
     )
-    with tqdm(desc="timing the naive sampler", unit="sample") as bar:
+    with tqdm(total=args.naive_samples, desc="timing the naive sampler", unit="sample") as bar:
         _, slow = generate_audio(model, checkpoint, naive, progress=bar.update)
     speed = {
         "model_receptive_field": model.config.receptive_field,

@@ -6,6 +6,7 @@ Shape letters: B streams, T samples, C mel channels, F frames.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,8 +45,8 @@ class GenerateSettings:
     local: str | None = None
 
     def __post_init__(self) -> None:
-        if self.seconds is not None and not self.seconds > 0:
-            raise SensoriumError(f"seconds {self.seconds!r} must be > 0")
+        if self.seconds is not None and not (self.seconds > 0 and math.isfinite(self.seconds)):
+            raise SensoriumError(f"seconds {self.seconds!r} must be a number > 0")
         if not isinstance(self.batch, int) or self.batch < 1:
             raise SensoriumError(f"batch {self.batch!r} must be an integer >= 1")
         check_temperature(self.temperature)
@@ -55,8 +56,8 @@ class GenerateSettings:
             )
         if self.dtype not in DTYPES:
             raise SensoriumError(f"dtype {self.dtype!r}; expected one of {', '.join(DTYPES)}")
-        if not self.prime_seconds > 0:
-            raise SensoriumError(f"prime seconds {self.prime_seconds!r} must be > 0")
+        if not (self.prime_seconds > 0 and math.isfinite(self.prime_seconds)):
+            raise SensoriumError(f"prime seconds {self.prime_seconds!r} must be a number > 0")
 
 
 def local_features(path: Path, model: WaveNet, mel: dict | None) -> torch.Tensor:
@@ -66,13 +67,18 @@ def local_features(path: Path, model: WaveNet, mel: dict | None) -> torch.Tensor
     if path.suffix.lower() == ".npy":
         try:
             frames = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise SensoriumError(f"could not read features {str(path)!r}: {exc}") from exc
-        if frames.ndim != 2 or frames.shape[0] != cfg.local_channels:
+        except (OSError, ValueError, EOFError) as exc:
+            raise SensoriumError(
+                f"could not read features {str(path)!r}: it is not a NumPy array file "
+                f"(np.save) of numbers ({type(exc).__name__})"
+            ) from exc
+        if frames.ndim != 2 or frames.shape[0] != cfg.local_channels or frames.shape[1] == 0:
             raise SensoriumError(
                 f"features in {str(path)!r} have shape {frames.shape}; "
-                f"expected ({cfg.local_channels}, frames)"
+                f"expected ({cfg.local_channels}, frames) with at least one frame"
             )
+        if not np.issubdtype(frames.dtype, np.number):
+            raise SensoriumError(f"features in {str(path)!r} are {frames.dtype}, not numbers")
         return torch.from_numpy(frames.astype(np.float32))
     if mel is None:
         raise SensoriumError("this checkpoint records no mel settings; give features as .npy")
@@ -100,6 +106,13 @@ def generate_audio(
     prime = None
     if settings.prime is not None:
         audio = load_audio(Path(settings.prime), cfg.sample_rate)
+        if audio.shape[0] < settings.prime_seconds * cfg.sample_rate:
+            logger.warning(
+                "the prime %s is %.2f s long, shorter than --prime-seconds %.2f: all of it is used",
+                settings.prime,
+                audio.shape[0] / cfg.sample_rate,
+                settings.prime_seconds,
+            )
         audio = audio[: round(settings.prime_seconds * cfg.sample_rate)]
         prime = mulaw_encode(torch.from_numpy(audio), cfg.quantization)
 
@@ -123,6 +136,14 @@ def generate_audio(
     if num_samples < 1:
         raise SensoriumError(
             f"nothing to generate: {num_samples} samples after a prime of {prime_len}"
+        )
+    covered = None if local is None else local.shape[2] * cfg.local_hop  # samples with frames
+    if covered is not None and prime_len + num_samples > covered:
+        logger.warning(
+            "generating %.2f s past the end of the conditioning features (%.2f s): the last "
+            "frame is repeated there",
+            (prime_len + num_samples - covered) / cfg.sample_rate,
+            covered / cfg.sample_rate,
         )
 
     global_id = None

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from numba import njit
 
+from sensorium.fastgen.sampling_compiled import sample_class
 from sensorium.fastgen.wavenet import WaveNet
 
 
@@ -70,31 +71,6 @@ def pack_weights(model: WaveNet, dtype: torch.dtype) -> PackedWeights:
         head2_w=arr(model.head_out.weight[:, :, 0].T),
         head2_b=arr(model.head_out.bias),
     )
-
-
-@njit(cache=True, nogil=True)
-def sample_class(logits: np.ndarray, u: float, temperature: float) -> int:
-    """Mirror of `sampling.sample_from_logits` for one row of logits (Q,)."""
-    Q = logits.shape[0]
-    if temperature == 0.0:
-        best = 0
-        for q in range(1, Q):
-            if logits[q] > logits[best]:
-                best = q
-        return best
-    top = -np.inf
-    for q in range(Q):
-        top = max(top, np.float64(logits[q]) / temperature)
-    total = 0.0
-    cdf = np.empty(Q, dtype=np.float64)
-    for q in range(Q):
-        total += math.exp(np.float64(logits[q]) / temperature - top)
-        cdf[q] = total
-    target = u * total
-    for q in range(Q):
-        if cdf[q] > target:
-            return q
-    return Q - 1
 
 
 @njit(cache=True, nogil=True, fastmath=True)

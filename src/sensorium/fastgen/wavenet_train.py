@@ -106,6 +106,7 @@ class WaveNetTrainer:
         self.model = WaveNet(cfg).to(ctx.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=settings.lr)
         self.step = 0
+        self.seconds_before = 0.0
         self.best_val = float("inf")
         if resume:
             self._resume()
@@ -130,6 +131,7 @@ class WaveNetTrainer:
         self.model.load_state_dict(data["model"])
         self.optimizer.load_state_dict(data["optimizer"])
         self.step = int(data["step"])
+        self.seconds_before = float(data.get("seconds", 0.0))
         self.best_val = float(data.get("best_val", float("inf")))
         logger.info("resumed from step %d", self.step)
 
@@ -164,12 +166,13 @@ class WaveNetTrainer:
         root = Path(self.settings.data_dir)
         return str(path.relative_to(root)) if root.is_dir() else path.name
 
-    def save(self, val_bits: float) -> None:
+    def save(self, val_bits: float, seconds: float) -> None:
         payload = {
             "config": self.settings.model.to_dict(),
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "step": self.step,
+            "seconds": seconds,
             "best_val": self.best_val,
             "val_bits": val_bits,
             "mel": self.settings.mel.to_dict() if self.settings.model.local_channels else None,
@@ -209,7 +212,8 @@ class WaveNetTrainer:
             s.eval_every,
             self._train_step,
             evaluate=lambda last: self.validate(),
-            save=lambda step, score: self.save(score),
+            save=lambda step, score, seconds: self.save(score, seconds),
+            seconds_before=self.seconds_before,
         )
         summary = {
             "steps": result.steps,
