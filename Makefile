@@ -1,4 +1,4 @@
-# `make demo`: set everything up and run the main job on real speech.
+# `make demo`: set everything up and run the main jobs on real speech and real images.
 # `make test`: set everything up, check formatting and lint, run the tests.
 # Both work from a fresh clone: they install the Debian data packages, a virtual environment,
 # torch (the CPU build by default) and sensorium itself.
@@ -6,7 +6,7 @@
 VENV ?= .venv
 PYTHON ?= python3
 TORCH_SPEC ?= torch==2.13.0
-DEBIAN_PACKAGES := asterisk-core-sounds-en-wav dataset-fashion-mnist
+DEBIAN_PACKAGES := asterisk-core-sounds-en-wav dataset-fashion-mnist opencv-doc
 BIN := $(VENV)/bin
 
 .PHONY: setup system-packages demo test clean
@@ -31,7 +31,8 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: setup
-	$(BIN)/sensorium wavenet demo --out demo-output --force
+	$(BIN)/sensorium wavenet demo --out demo-output/wavenet --force
+	$(BIN)/sensorium pixelcnn demo --out demo-output/pixelcnn --force
 
 test: setup
 	$(BIN)/ruff format --check .

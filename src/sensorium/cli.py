@@ -18,6 +18,7 @@ logger = logging.getLogger("sensorium")
 
 def build_parser() -> argparse.ArgumentParser:
     from sensorium.fastgen import pixelcnn_cli, wavenet_cli
+    from sensorium.seqnms import cli as seqnms_cli
 
     parser = argparse.ArgumentParser(
         prog="sensorium", description="Published perception systems as tested, fast software."
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     systems = parser.add_subparsers(dest="system", metavar="SYSTEM", required=True)
     wavenet_cli.register(systems)
     pixelcnn_cli.register(systems)
+    seqnms_cli.register(systems)
     return parser
 
 

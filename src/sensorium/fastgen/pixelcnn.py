@@ -125,6 +125,8 @@ class ShiftedConv2d(nn.Module):
         self.padding = (
             (kw - 1, 0, kh - 1, 0) if right else ((kw - 1) // 2, (kw - 1) // 2, kh - 1, 0)
         )
+        # NOTE: PyTorch's default initialisation; the original initialises weight-normalised
+        # layers from the statistics of a first batch (data-dependent init), not done here.
         self.conv = weight_norm(nn.Conv2d(in_channels, out_channels, kernel, stride=stride))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -139,6 +139,9 @@ class CachedPixelCNN:
     # ----------------------------------------------------------------------------------------
     def pixel(self, r: int, c: int) -> torch.Tensor:
         """Mixture parameters (B, P) of image pixel (r, c), given every pixel before it."""
+        # TODO: this runs as eager PyTorch calls, some 150 a pixel, which bound batch-1
+        # generation (docs/pixelcnn.md); a compiled per-pixel step like the WaveNet's
+        # (`wavenet_kernel.py`) would cut that time several-fold.
         levels = [level for level in range(LEVELS) if r % 2**level == 0 and c % 2**level == 0]
         ul = self.ul_v_row[:, c]  # (B, F)
         if c > 0:  # the right shift puts zeros on column 0

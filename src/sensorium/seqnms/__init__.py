@@ -1,0 +1,1 @@
+"""Seq-NMS: video detections rescored through time (Han et al. 2016)."""
