@@ -1,4 +1,4 @@
-# `make demo`: set everything up and run the main jobs on real speech and real images.
+# `make demo`: set everything up and run the main jobs on real speech, images and video.
 # `make test`: set everything up, check formatting and lint, run the tests.
 # Both work from a fresh clone: they install the Debian data packages, a virtual environment,
 # torch (the CPU build by default) and sensorium itself.
@@ -33,6 +33,7 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(BIN)/sensorium wavenet demo --out demo-output/wavenet --force
 	$(BIN)/sensorium pixelcnn demo --out demo-output/pixelcnn --force
+	$(BIN)/sensorium seqnms demo --out demo-output/seqnms --frames 30 --force
 
 test: setup
 	$(BIN)/ruff format --check .

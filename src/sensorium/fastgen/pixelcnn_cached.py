@@ -139,7 +139,7 @@ class CachedPixelCNN:
     # ----------------------------------------------------------------------------------------
     def pixel(self, r: int, c: int) -> torch.Tensor:
         """Mixture parameters (B, P) of image pixel (r, c), given every pixel before it."""
-        # TODO: this runs as eager PyTorch calls, some 150 a pixel, which bound batch-1
+        # TODO: this runs as eager PyTorch calls, about 170 a pixel, which bound batch-1
         # generation (docs/pixelcnn.md); a compiled per-pixel step like the WaveNet's
         # (`wavenet_kernel.py`) would cut that time several-fold.
         levels = [level for level in range(LEVELS) if r % 2**level == 0 and c % 2**level == 0]

@@ -83,7 +83,7 @@ def load_pixelcnn(path: Path, device: str = "cpu") -> tuple[PixelCNN, dict]:
 
 
 @torch.no_grad()
-def test_bits_per_dim(
+def score_images(
     model: PixelCNN, images: torch.Tensor, batch: int = 100, progress: bool = False
 ) -> float:
     """Mean bits per dimension of uint8 images (N, C, H, W) under the model in eval mode."""
@@ -194,7 +194,7 @@ class PixelCNNTrainer:
         """Test bits per dimension: of the first `eval_images` test images, of all at the end."""
         test = self.data.test if last else self.data.test[: self.settings.eval_images]
         logger.info("scoring %d test images", test.shape[0])
-        return test_bits_per_dim(self.evaluation_model(), test, progress=True)
+        return score_images(self.evaluation_model(), test, progress=True)
 
     def train(self) -> dict:
         s = self.settings
