@@ -18,6 +18,7 @@ logger = logging.getLogger("sensorium")
 
 def build_parser() -> argparse.ArgumentParser:
     from sensorium.fastgen import pixelcnn_cli, wavenet_cli
+    from sensorium.lorax import cli as lorax_cli
     from sensorium.seqnms import cli as seqnms_cli
 
     parser = argparse.ArgumentParser(
@@ -28,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     wavenet_cli.register(systems)
     pixelcnn_cli.register(systems)
     seqnms_cli.register(systems)
+    lorax_cli.register(systems)
     return parser
 
 

@@ -14,8 +14,8 @@ import torch
 from PIL import Image
 
 from sensorium.common.checkpoints import save_checkpoint
+from tests.cli_helpers import assert_one_line_error, run_cli
 from tests.data.test_images import images, write_idx
-from tests.fastgen.test_wavenet_cli import assert_one_line_error, run_cli
 
 TINY_MODEL = ["--filters", "4", "--resnets", "1", "--mixtures", "2", "--batch-size", "4",
               "--eval-images", "8"]  # fmt: skip

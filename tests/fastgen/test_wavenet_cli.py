@@ -12,29 +12,14 @@ import numpy as np
 import pytest
 import soundfile
 
-from sensorium.cli import main
 from sensorium.common.checkpoints import save_checkpoint
+from tests.cli_helpers import assert_one_line_error, run_cli
 from tests.conftest import write_tone
 
 TINY_MODEL = [
     "--residual-channels", "8", "--gate-channels", "8", "--skip-channels", "8",
     "--layers", "3", "--stacks", "1", "--batch-size", "2", "--crop", "400",
 ]  # fmt: skip
-
-
-def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
-    code = main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def assert_one_line_error(code: int, err: str, *needles: str) -> None:
-    assert code == 2
-    assert "Traceback" not in err
-    last = err.strip().splitlines()[-1]
-    assert last.startswith("sensorium: error: ")
-    for needle in needles:
-        assert needle in last, last
 
 
 @pytest.fixture

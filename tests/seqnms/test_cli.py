@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from sensorium.seqnms.formats import read_mot
-from tests.fastgen.test_wavenet_cli import assert_one_line_error, run_cli
+from tests.cli_helpers import assert_one_line_error, run_cli
 from tests.seqnms.test_formats_and_evaluation import coco_files
 
 

@@ -38,14 +38,18 @@ def add_run_options(
     p.add_argument("--batch-size", type=int, default=batch_size, help="per step and process")
     p.add_argument("--lr", type=float, default=lr)
     p.add_argument("--eval-every", type=int, default=eval_every)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue the run in --out with the model and data settings it was started with "
+    add_run_folder_options(
+        p,
+        "continue the run in --out with the model and data settings it was started with "
         "(its settings.json); --steps and the other schedule options come from this command",
     )
+
+
+def add_run_folder_options(p: argparse.ArgumentParser, resume_help: str) -> None:
+    """--seed, --device, --resume and --force, as every `train` verb has them."""
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--resume", action="store_true", help=resume_help)
     p.add_argument("--force", action="store_true", help="write into a non-empty --out")
 
 
