@@ -108,3 +108,12 @@ def test_demo_runs_the_hog_detector_on_the_real_street_video(tmp_path, capsys):
     code, _, err = run_cli(["seqnms", "demo", "--out", out, "--video", tmp_path / "no.avi",
                             "--force"], capsys)  # fmt: skip
     assert_one_line_error(code, err, "does not exist")
+
+
+@pytest.mark.parametrize("level", ["-1", "nan", "1e6"])
+def test_simulate_refuses_noise_out_of_range(tmp_path, capsys, level):
+    code, _, err = run_cli(
+        ["seqnms", "simulate", "--out", tmp_path / "s", "--noise", level], capsys
+    )
+    assert_one_line_error(code, err, "--noise", "expected 0 to 10")
+    assert not (tmp_path / "s").exists()

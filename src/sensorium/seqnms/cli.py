@@ -172,7 +172,9 @@ def _add_simulate(verbs) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--sequence", action="append", choices=TUD_SEQUENCES,
                    help="repeatable; default: both")  # fmt: skip
-    p.add_argument("--noise", type=float, default=1.0, help="detector noise level (1: default)")
+    p.add_argument(
+        "--noise", type=float, default=1.0, help="detector noise level, 0 to 10 (1: default)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="overwrite existing files")
     p.set_defaults(run=_simulate)
@@ -181,6 +183,7 @@ def _add_simulate(verbs) -> None:
 def _simulate(args) -> int:
     from sensorium.seqnms.formats import write_mot
     from sensorium.seqnms.simulate import (
+        MAX_NOISE_LEVEL,
         TUD_SEQUENCES,
         DetectorNoise,
         simulate_detections,
@@ -188,8 +191,8 @@ def _simulate(args) -> int:
     )
 
     setup_logging()
-    if not args.noise >= 0:
-        raise SensoriumError(f"--noise {args.noise} must be >= 0")
+    if not 0 <= args.noise <= MAX_NOISE_LEVEL:
+        raise SensoriumError(f"--noise {args.noise}; expected 0 to {MAX_NOISE_LEVEL:g}")
     out = Path(args.out)
     for name in args.sequence or TUD_SEQUENCES:
         det, gt = out / name / "det" / "det.txt", out / name / "gt" / "gt.txt"

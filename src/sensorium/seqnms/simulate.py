@@ -28,6 +28,9 @@ TUD_SEQUENCES = ("TUD-Campus", "TUD-Stadtmitte")
 FRAME_SIZE = (640.0, 480.0)  # width, height of the TUD sequences
 
 
+MAX_NOISE_LEVEL = 10.0  # noise levels above this only exhaust memory
+
+
 @dataclass(frozen=True)
 class DetectorNoise:
     """How the simulated detector errs. `level` scales jitter, score noise and clutter."""
@@ -58,7 +61,11 @@ class DetectorNoise:
             raise SensoriumError("detector noise duplicates must be >= 1")
 
     def scaled(self, level: float) -> DetectorNoise:
-        """A noisier (level > 1) or cleaner (level < 1) detector."""
+        """A noisier (level > 1) or cleaner (level < 1) detector; level lies in [0, 10]
+        (at 10 there are some 60 false boxes a frame, and above that memory, not the
+        detector, becomes the limit)."""
+        if not 0 <= level <= MAX_NOISE_LEVEL:
+            raise SensoriumError(f"detector noise level {level}; expected 0 to {MAX_NOISE_LEVEL}")
         return DetectorNoise(
             self.duplicates,
             self.jitter * level,
