@@ -153,6 +153,49 @@ def test_bad_runs(tmp_path, benchmark, capsys):
     assert_one_line_error(code, err, "match no layer")
     code, _, err = run_cli([*args[:-2], "--epochs", "0"], capsys)
     assert_one_line_error(code, err, "epochs 0")
+    for option, value, message in [
+        ("--lora-scale", "nan", "LoRA scale"),
+        ("--aux-weight", "nan", "aux_weight"),
+        ("--weight-decay", "-1", "weight_decay"),
+        ("--warmup-epochs", "nan", "warmup_epochs"),
+        ("--lr", "inf", "learning rate"),
+    ]:
+        code, _, err = run_cli([*args, option, value], capsys)
+        assert_one_line_error(code, err, message)
+    assert not (tmp_path / "r3").exists()
+    vit = [
+        "lorax",
+        "train",
+        benchmark,
+        "--out",
+        tmp_path / "r4",
+        "--order",
+        "stripes",
+        "--image-size",
+        "224",
+    ]
+    code, _, err = run_cli(vit, capsys)
+    assert_one_line_error(code, err, "--image-size 224", "user backbone")
+    broken = tmp_path / "broken.py"
+    broken.write_text("def net():\n    raise RuntimeError('no')\n")
+    code, _, err = run_cli([*args, "--backbone", f"{broken}:net"], capsys)
+    assert_one_line_error(code, err, "calling net() failed")
+    broken.write_text("def net(:\n")
+    code, _, err = run_cli([*args, "--backbone", f"{broken}:net"], capsys)
+    assert_one_line_error(code, err, "fails to load", "SyntaxError")
+
+
+def test_a_forced_run_that_fails_leaves_the_old_run_alone(tmp_path, benchmark, capsys):
+    run = tmp_path / "run"
+    assert run_cli(train_args(benchmark, run, "expandable", "stripes"), capsys)[0] == 0
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    args = [*train_args(benchmark, run, "finetune", "stripes,nope"), "--force"]
+    code, _, err = run_cli(args, capsys)
+    assert_one_line_error(code, err, "nope")
+    after = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    assert {k: v for k, v in after.items() if k != "train.log"} == {
+        k: v for k, v in before.items() if k != "train.log"
+    }
 
 
 @pytest.mark.slow

@@ -151,10 +151,19 @@ class _UserBackbone(nn.Module):
         super().__init__()
         self.net = net
         self._image_size = image_size
+        if image_size < 1:
+            raise SensoriumError(f"image size {image_size}; expected 1 or more pixels")
         was_training = net.training
         net.eval()
-        with torch.no_grad():
-            out = net(torch.zeros(1, 3, image_size, image_size))
+        try:
+            with torch.no_grad():
+                out = net(torch.zeros(1, 3, image_size, image_size))
+        except Exception as exc:  # a user's network may fail in any way
+            raise SensoriumError(
+                f"the backbone fails on an image batch (1, 3, {image_size}, {image_size}): "
+                f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}; "
+                "check --image-size"
+            ) from exc
         net.train(was_training)
         if not torch.is_tensor(out) or out.dim() != 2:
             shape = tuple(out.shape) if torch.is_tensor(out) else type(out).__name__
@@ -199,7 +208,12 @@ def _build_user_network(spec: str) -> nn.Module:
             raise SensoriumError(f"backbone file {source!r} does not exist")
         module_spec = importlib.util.spec_from_file_location(path.stem, path)
         module = importlib.util.module_from_spec(module_spec)
-        module_spec.loader.exec_module(module)
+        try:
+            module_spec.loader.exec_module(module)
+        except Exception as exc:  # a user's file may fail in any way
+            raise SensoriumError(
+                f"backbone file {source!r} fails to load: {type(exc).__name__}: {exc}"
+            ) from exc
     else:
         try:
             module = importlib.import_module(source)
@@ -208,7 +222,12 @@ def _build_user_network(spec: str) -> nn.Module:
     build = getattr(module, name, None)
     if not callable(build):
         raise SensoriumError(f"backbone {spec!r}: {source!r} has no function {name!r}")
-    net = build()
+    try:
+        net = build()
+    except Exception as exc:  # a user's function may fail in any way
+        raise SensoriumError(
+            f"backbone {spec!r}: calling {name}() failed: {type(exc).__name__}: {exc}"
+        ) from exc
     if not isinstance(net, nn.Module):
         raise SensoriumError(f"backbone {spec!r} returned {type(net).__name__}, not a module")
     return net
@@ -225,7 +244,13 @@ def build_backbone(
     if spec == "vit":
         if weights is not None:
             raise SensoriumError("--backbone-weights goes with a user backbone, not 'vit'")
-        return load_shipped_backbone()
+        vit = load_shipped_backbone()
+        if image_size is not None and image_size != vit.image_size:
+            raise SensoriumError(
+                f"--image-size {image_size}: the shipped ViT takes {vit.image_size} x "
+                f"{vit.image_size} images; --image-size goes with a user backbone"
+            )
+        return vit
     net = _build_user_network(spec)
     if weights is not None:
         weights = Path(weights)
@@ -243,7 +268,7 @@ def build_backbone(
             raise SensoriumError(f"backbone weights {str(weights)!r} do not fit: {first}") from exc
     else:
         logger.warning("backbone %s has random weights: no --backbone-weights given", spec)
-    return _UserBackbone(net, image_size or 224)
+    return _UserBackbone(net, 224 if image_size is None else image_size)
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:

@@ -133,7 +133,7 @@ def _add_train(verbs) -> None:
 
 
 def _train(args) -> int:
-    from sensorium.common.training_run import training_run, write_settings
+    from sensorium.common.training_run import training_run
     from sensorium.lorax.harness import ContinualSettings
     from sensorium.lorax.methods import LoraSettings
     from sensorium.lorax.run import run_sequence
@@ -159,8 +159,6 @@ def _train(args) -> int:
     if args.image_size is not None:
         backbone["image_size"] = args.image_size
     with training_run(args) as ctx:
-        if not args.resume:
-            write_settings(Path(args.out), settings, ctx)
         metrics = run_sequence(
             Path(args.data), args.order, settings, backbone, Path(args.out), ctx, resume=args.resume
         )

@@ -68,8 +68,10 @@ class ContinualSettings:
             raise SensoriumError(f"learning rate {self.lr}; expected a positive number")
         if self.memory < 0:
             raise SensoriumError(f"memory {self.memory}; expected 0 or more images")
-        if self.aux_weight < 0 or self.warmup_epochs < 0:
-            raise SensoriumError("aux weight and warm-up epochs must not be negative")
+        for name in ("weight_decay", "warmup_epochs", "aux_weight"):
+            value = getattr(self, name)
+            if not (value >= 0 and math.isfinite(value)):
+                raise SensoriumError(f"{name} {value}; expected a finite number >= 0")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -182,6 +184,10 @@ def train_task(
             loss = F.cross_entropy(logits, y)
             if aux is not None:
                 loss = loss + s.aux_weight * F.cross_entropy(aux, auxiliary_targets(y, net.tasks))
+            if not torch.isfinite(loss):
+                raise SensoriumError(
+                    f"{desc}: the training loss became {float(loss)}; lower --lr and start again"
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import re
 from dataclasses import asdict, dataclass
 
@@ -54,7 +55,7 @@ class LoraSettings:
     def __post_init__(self) -> None:
         if self.rank < 1:
             raise SensoriumError(f"LoRA rank {self.rank}; expected 1 or more")
-        if self.scale <= 0:
+        if not (self.scale > 0 and math.isfinite(self.scale)):
             raise SensoriumError(f"LoRA scale {self.scale}; expected a positive number")
         if not 0 <= self.dropout < 1:
             raise SensoriumError(f"LoRA dropout {self.dropout}; expected 0 <= dropout < 1")

@@ -16,6 +16,7 @@ import torch
 from sensorium.common.checkpoints import load_checkpoint, load_weights, save_checkpoint
 from sensorium.common.distributed import DistributedContext
 from sensorium.common.errors import SensoriumError
+from sensorium.common.training_run import write_settings
 from sensorium.lorax.backbone import build_backbone, count_parameters
 from sensorium.lorax.data import read_tasks, resolve_order
 from sensorium.lorax.harness import ContinualSettings, evaluate_tasks, learn_task
@@ -51,6 +52,18 @@ def restore_run(path: Path) -> tuple[dict, ContinualNet, ExemplarMemory, int]:
     memory = ExemplarMemory(settings.memory)
     memory.load_state_dict(data["memory"])
     return data, net.eval(), memory, backbone_parameters
+
+
+RUN_OUTPUTS = ("accuracy_matrix.csv", "binary_accuracy_matrix.csv", "metrics.json",
+               "accuracy.png", "evaluation.json", "settings.json")  # fmt: skip
+
+
+def _clear_outputs(run_dir: Path, keep_checkpoint: bool) -> None:
+    """Remove what an earlier run left in `run_dir`, so nothing stale stays beside the new
+    results (the checkpoint and settings too, unless resuming)."""
+    names = RUN_OUTPUTS if not keep_checkpoint else RUN_OUTPUTS[:-1]
+    for name in (*names, *(() if keep_checkpoint else ("checkpoint.pt",))):
+        (run_dir / name).unlink(missing_ok=True)
 
 
 def _matrix(T: int, saved: torch.Tensor | None) -> np.ndarray:
@@ -90,6 +103,10 @@ def run_sequence(
                 f"run folder {str(run_dir)!r} learned {done}; a resumed order must start "
                 f"with those tasks, got {names}"
             )
+        if saved != settings:
+            logger.warning(
+                "resuming with the run's own settings (settings.json), not this command's"
+            )
         settings, backbone = saved, data["backbone"]
         records, saved_R, saved_binary = data["records"], data["R"], data["binary"]
     else:
@@ -97,6 +114,10 @@ def run_sequence(
         memory = ExemplarMemory(settings.memory)
         done = []
     tasks = read_tasks(root, names, backbone["image_size"], progress=ctx.is_main)
+    if ctx.is_main:  # the data and settings are good: now the run folder may change
+        _clear_outputs(run_dir, keep_checkpoint=resume)
+        if not resume:
+            write_settings(run_dir, settings, ctx)
     T = len(tasks)
     R, binary = _matrix(T, saved_R), _matrix(T, saved_binary)
     net.to(ctx.device)
