@@ -227,3 +227,14 @@ def test_bad_generation_requests(trained_run, audio_dir, tmp_path, capsys):
     code, _, err = run_cli(["wavenet", "generate", model, "--out", existing, *ok], capsys)
     assert_one_line_error(code, err, "already exists")
     assert existing.read_bytes() == b"precious"
+
+
+def test_training_refuses_an_infinite_rate_and_a_runaway_receptive_field(
+    tmp_path, audio_dir, capsys
+):
+    base = ["wavenet", "train", audio_dir, "--steps", "1", *TINY_MODEL]
+    code, _, err = run_cli([*base, "--out", tmp_path / "a", "--lr", "inf"], capsys)
+    assert_one_line_error(code, err, "learning rate inf")
+    code, _, err = run_cli([*base, "--out", tmp_path / "b", "--layers", "40"], capsys)
+    assert_one_line_error(code, err, "receptive field", "more than 1,048,576")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

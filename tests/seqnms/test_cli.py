@@ -117,3 +117,10 @@ def test_simulate_refuses_noise_out_of_range(tmp_path, capsys, level):
     )
     assert_one_line_error(code, err, "--noise", "expected 0 to 10")
     assert not (tmp_path / "s").exists()
+
+
+def test_a_huge_frame_number_is_refused_not_allocated(tmp_path, capsys):
+    det = tmp_path / "det.txt"
+    det.write_text("1000000000,-1,10,10,20,20,0.9\n")
+    code, _, err = run_cli(["seqnms", "rescore", det, "--out", tmp_path / "r.txt"], capsys)
+    assert_one_line_error(code, err, "frame 1e+09", "more than 10,000,000 frames")

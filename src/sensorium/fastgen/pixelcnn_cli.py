@@ -53,7 +53,12 @@ def _add_train(verbs) -> None:
         "--lr-decay", type=float, default=0.9995, help="learning rate factor per 10 steps"
     )
     p.add_argument("--ema", type=float, default=0.999, help="weight averaging; 0: off")
-    p.add_argument("--eval-images", type=int, default=1000, help="test images per evaluation")
+    p.add_argument(
+        "--eval-images",
+        type=int,
+        default=1000,
+        help="test images per evaluation; the last evaluation scores every test image",
+    )
     p.add_argument("--test-fraction", type=float, default=0.1)
     p.add_argument("--filters", type=int, default=32)
     p.add_argument("--resnets", type=int, default=2, help="gated residual blocks per resolution")
@@ -68,7 +73,7 @@ def _train(args) -> int:
     from sensorium.fastgen.pixelcnn_train import PixelCNNTrainer, PixelTrainSettings
 
     settings = PixelTrainSettings(
-        data=args.data,
+        data=str(Path(args.data).resolve()),
         out=args.out,
         steps=args.steps,
         batch_size=args.batch_size,

@@ -52,8 +52,8 @@ class PixelTrainSettings:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise SensoriumError(f"training setting {name}={value!r} must be an integer >= 1")
-        if not self.lr > 0:
-            raise SensoriumError(f"learning rate {self.lr!r} must be > 0")
+        if not 0 < self.lr < float("inf"):
+            raise SensoriumError(f"learning rate {self.lr!r} must be a finite number > 0")
         if not 0.0 < self.lr_decay <= 1.0:
             raise SensoriumError(f"lr decay {self.lr_decay!r} must lie in (0, 1]")
         if not 0.0 <= self.ema < 1.0:

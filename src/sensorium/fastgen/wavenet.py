@@ -23,6 +23,9 @@ from torch import nn
 
 from sensorium.common.errors import SensoriumError
 
+# Past this a single training crop no longer fits in memory (2^20 samples: 2 min at 8 kHz).
+MAX_RECEPTIVE_FIELD = 2**20
+
 
 @dataclass
 class WaveNetConfig:
@@ -67,6 +70,11 @@ class WaveNetConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise SensoriumError(f"WaveNet setting {name}={value!r} must be an integer >= 0")
+        if self.receptive_field > MAX_RECEPTIVE_FIELD:
+            raise SensoriumError(
+                f"WaveNet receptive field {self.receptive_field:,} samples is more than "
+                f"{MAX_RECEPTIVE_FIELD:,}: fewer layers per stack or a smaller kernel"
+            )
 
     @property
     def dilations(self) -> list[int]:

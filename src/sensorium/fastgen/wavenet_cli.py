@@ -87,7 +87,7 @@ def _train(args) -> int:
     )
     mel = MelSettings(sample_rate=args.sample_rate, hop=args.hop, n_mels=args.mel_bins)
     settings = TrainSettings(
-        data_dir=args.data_dir,
+        data_dir=str(Path(args.data_dir).resolve()),
         out=args.out,
         steps=args.steps,
         batch_size=args.batch_size,

@@ -54,8 +54,8 @@ class TrainSettings:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise SensoriumError(f"training setting {name}={value!r} must be an integer >= 1")
-        if not self.lr > 0:
-            raise SensoriumError(f"learning rate {self.lr!r} must be > 0")
+        if not 0 < self.lr < float("inf"):
+            raise SensoriumError(f"learning rate {self.lr!r} must be a finite number > 0")
         if self.conditioning not in CONDITIONING:
             raise SensoriumError(
                 f"conditioning {self.conditioning!r}; expected one of {', '.join(CONDITIONING)}"

@@ -9,6 +9,7 @@ An input is one of
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -88,6 +89,7 @@ def rescore_all(
     if not isinstance(workers, int) or workers < 1:
         raise SensoriumError(f"workers {workers!r} must be an integer >= 1")
     jobs = [(v, settings) for v in videos]
+    workers = min(workers, len(videos), 4 * (os.cpu_count() or 1))  # more would only wait
     if workers == 1 or len(videos) == 1:
         done = []
         for job in jobs:

@@ -50,6 +50,10 @@ class Video:
         return sum(len(s) for s in self.scores)
 
 
+# Frames are kept as a list from 1 to the last: a bound keeps a typo from filling memory.
+MAX_FRAMES = 10_000_000
+
+
 def _xywh_to_xyxy(xywh: np.ndarray) -> np.ndarray:
     return np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
 
@@ -85,6 +89,8 @@ def read_mot(path: Path, ground_truth: bool = False) -> Video:
             raise _bad(path, where, "a value is NaN or infinite")
         if frame < 1 or frame != int(frame):
             raise _bad(path, where, f"frame {frame:g}; frames are whole numbers from 1")
+        if frame > MAX_FRAMES:
+            raise _bad(path, where, f"frame {frame:g}: more than {MAX_FRAMES:,} frames")
         if frame < last_frame:
             raise _bad(path, where, f"frame {frame:g} after frame {last_frame:g}: out of order")
         if w < 0 or h < 0:
