@@ -207,7 +207,8 @@ class LoraxNet(ContinualNet):
         logger.info("adapter %s on %d layers: %s", name, len(self.targeted), self.targeted)
 
     def _adapter_features(self, name: str, x: torch.Tensor) -> torch.Tensor:
-        self.peft.set_adapter(name)
+        if self.peft.active_adapter != name:  # switching walks every module: only when needed
+            self.peft.set_adapter(name)
         return self.peft(x)
 
     def frozen_features(self, x: torch.Tensor) -> torch.Tensor | None:

@@ -54,15 +54,15 @@ def restore_run(path: Path) -> tuple[dict, ContinualNet, ExemplarMemory, int]:
     return data, net.eval(), memory, backbone_parameters
 
 
-RUN_OUTPUTS = ("accuracy_matrix.csv", "binary_accuracy_matrix.csv", "metrics.json",
-               "accuracy.png", "evaluation.json", "settings.json")  # fmt: skip
+RESULTS = ("accuracy_matrix.csv", "binary_accuracy_matrix.csv", "metrics.json",
+           "accuracy.png", "evaluation.json")  # fmt: skip
 
 
 def _clear_outputs(run_dir: Path, keep_checkpoint: bool) -> None:
     """Remove what an earlier run left in `run_dir`, so nothing stale stays beside the new
-    results (the checkpoint and settings too, unless resuming)."""
-    names = RUN_OUTPUTS if not keep_checkpoint else RUN_OUTPUTS[:-1]
-    for name in (*names, *(() if keep_checkpoint else ("checkpoint.pt",))):
+    results; the checkpoint and settings stay when resuming."""
+    stale = RESULTS if keep_checkpoint else (*RESULTS, "settings.json", "checkpoint.pt")
+    for name in stale:
         (run_dir / name).unlink(missing_ok=True)
 
 
