@@ -111,3 +111,33 @@ def write_summary(run_dir: Path, summary: dict, ctx: DistributedContext) -> None
     """The run's closing figures as summary.json, from rank 0."""
     if ctx.is_main:
         (Path(run_dir) / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def run_trainer(trainer, names: LossNames, evaluate: Callable[[bool], float], **figures) -> dict:
+    """Run a trainer's remaining steps with `run_steps`, then write and return its summary.
+
+    `trainer` carries `ctx`, `run_dir`, `step`, `seconds_before`, `settings.steps`,
+    `settings.eval_every`, `train_step()` and `save(score, seconds)`. `figures` maps summary
+    keys to functions of the `LoopResult` (e.g. the last score under its own name).
+    """
+    s = trainer.settings
+    result = run_steps(
+        trainer.ctx,
+        trainer.run_dir,
+        names,
+        trainer.step,
+        s.steps,
+        s.eval_every,
+        trainer.train_step,
+        evaluate=evaluate,
+        save=lambda step, score, seconds: trainer.save(score, seconds),
+        seconds_before=trainer.seconds_before,
+    )
+    summary = {
+        "steps": result.steps,
+        **{key: figure(result) for key, figure in figures.items()},
+        "seconds": result.seconds,
+        "world_size": trainer.ctx.world_size,
+    }
+    write_summary(trainer.run_dir, summary, trainer.ctx)
+    return summary

@@ -19,7 +19,7 @@ from sensorium.common.checkpoints import load_checkpoint, load_model, save_check
 from sensorium.common.distributed import DistributedContext
 from sensorium.common.errors import SensoriumError
 from sensorium.common.seeding import seed_everything
-from sensorium.common.training_loop import LossNames, run_steps, write_summary
+from sensorium.common.training_loop import LossNames, run_trainer
 from sensorium.data.images import ImageSplits, load_image_splits
 from sensorium.fastgen.logistic_mixture import bits_per_dim, to_unit
 from sensorium.fastgen.pixelcnn import PixelCNN, PixelCNNConfig
@@ -175,7 +175,7 @@ class PixelCNNTrainer:
         save_checkpoint(self.run_dir / "checkpoint.pt", CHECKPOINT_KIND, {**model, **resume})
         save_checkpoint(self.run_dir / "model.pt", CHECKPOINT_KIND, model)
 
-    def _train_step(self) -> float:
+    def train_step(self) -> float:
         s = self.settings
         for group in self.optimizer.param_groups:
             group["lr"] = s.lr * s.lr_decay ** (self.step / 10)
@@ -197,26 +197,11 @@ class PixelCNNTrainer:
         return score_images(self.evaluation_model(), test, progress=True)
 
     def train(self) -> dict:
-        s = self.settings
         self.model.train()
-        result = run_steps(
-            self.ctx,
-            self.run_dir,
+        return run_trainer(
+            self,
             LOSS_NAMES,
-            self.step,
-            s.steps,
-            s.eval_every,
-            self._train_step,
-            evaluate=self._evaluate,
-            save=lambda step, score, seconds: self.save(score, seconds),
-            seconds_before=self.seconds_before,
+            self._evaluate,
+            test_bits_per_dim=lambda result: result.last_score,
+            test_images=lambda result: int(self.data.test.shape[0]),
         )
-        summary = {
-            "steps": result.steps,
-            "test_bits_per_dim": result.last_score,
-            "test_images": int(self.data.test.shape[0]),
-            "seconds": result.seconds,
-            "world_size": self.ctx.world_size,
-        }
-        write_summary(self.run_dir, summary, self.ctx)
-        return summary

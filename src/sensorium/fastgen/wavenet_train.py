@@ -19,7 +19,7 @@ from sensorium.common.checkpoints import load_checkpoint, load_model, save_check
 from sensorium.common.distributed import DistributedContext
 from sensorium.common.errors import SensoriumError
 from sensorium.common.seeding import seed_everything
-from sensorium.common.training_loop import LossNames, run_steps, write_summary
+from sensorium.common.training_loop import LossNames, run_trainer
 from sensorium.fastgen.features import MelSettings
 from sensorium.fastgen.wavenet import WaveNet, WaveNetConfig
 from sensorium.fastgen.wavenet_data import AudioCorpus, crop_batch, validation_crops
@@ -186,7 +186,7 @@ class WaveNetTrainer:
             payload["best_val"] = self.best_val
             save_checkpoint(self.run_dir / "model.pt", CHECKPOINT_KIND, payload)
 
-    def _train_step(self) -> float:
+    def train_step(self) -> float:
         s = self.settings
         x, mel, gid = crop_batch(
             self.corpus.train, s.batch_size, s.crop, s.model.local_hop, self.rng
@@ -201,26 +201,11 @@ class WaveNetTrainer:
         return loss.item()
 
     def train(self) -> dict:
-        s = self.settings
         self.model.train()
-        result = run_steps(
-            self.ctx,
-            self.run_dir,
+        return run_trainer(
+            self,
             LOSS_NAMES,
-            self.step,
-            s.steps,
-            s.eval_every,
-            self._train_step,
-            evaluate=lambda last: self.validate(),
-            save=lambda step, score, seconds: self.save(score, seconds),
-            seconds_before=self.seconds_before,
+            lambda last: self.validate(),
+            val_bits_per_sample=lambda result: result.last_score,
+            best_val_bits_per_sample=lambda result: self.best_val,
         )
-        summary = {
-            "steps": result.steps,
-            "val_bits_per_sample": result.last_score,
-            "best_val_bits_per_sample": self.best_val,
-            "seconds": result.seconds,
-            "world_size": self.ctx.world_size,
-        }
-        write_summary(self.run_dir, summary, self.ctx)
-        return summary

@@ -266,11 +266,13 @@ def read_tasks(
     root: Path, order: str | Sequence[str], image_size: int, progress: bool = False
 ) -> list[TaskData]:
     """The tasks of an order (see `resolve_order`), in that order."""
-    names = resolve_order(root, order)
-    if progress:
-        from tqdm import tqdm
+    from tqdm import tqdm
 
-        names_iter = tqdm(names, desc="reading tasks", unit="task")
-    else:
-        names_iter = names
-    return [read_task(root, name, image_size) for name in names_iter]
+    names = resolve_order(root, order)
+    tasks = []
+    # closed before an error propagates, so the bar is drawn once, above the error line
+    with tqdm(total=len(names), desc="reading tasks", unit="task", disable=not progress) as bar:
+        for name in names:
+            tasks.append(read_task(root, name, image_size))
+            bar.update(1)
+    return tasks
