@@ -6,7 +6,8 @@
 VENV ?= .venv
 PYTHON ?= python3
 TORCH_SPEC ?= torch==2.13.0
-DEBIAN_PACKAGES := asterisk-core-sounds-en-wav dataset-fashion-mnist opencv-doc
+DEBIAN_PACKAGES := asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav \
+  asterisk-core-sounds-fr-wav dataset-fashion-mnist opencv-doc espeak-ng
 BIN := $(VENV)/bin
 
 .PHONY: setup system-packages demo test clean
@@ -34,6 +35,8 @@ demo: setup
 	$(BIN)/sensorium wavenet demo --out demo-output/wavenet --force
 	$(BIN)/sensorium pixelcnn demo --out demo-output/pixelcnn --force
 	$(BIN)/sensorium seqnms demo --out demo-output/seqnms --frames 30 --force
+	$(BIN)/sensorium phai probe shipped --out demo-output/phai --force \
+	  --tasks seismic,recorded-language,rf-emitter,speaker,digits --scale 0.5
 
 test: setup
 	$(BIN)/ruff format --check .

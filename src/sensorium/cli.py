@@ -19,6 +19,7 @@ logger = logging.getLogger("sensorium")
 def build_parser() -> argparse.ArgumentParser:
     from sensorium.fastgen import pixelcnn_cli, wavenet_cli
     from sensorium.lorax import cli as lorax_cli
+    from sensorium.phai import cli as phai_cli
     from sensorium.seqnms import cli as seqnms_cli
 
     parser = argparse.ArgumentParser(
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     pixelcnn_cli.register(systems)
     seqnms_cli.register(systems)
     lorax_cli.register(systems)
+    phai_cli.register(systems)
     return parser
 
 
