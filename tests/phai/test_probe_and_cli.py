@@ -38,8 +38,12 @@ def test_every_task_builds_balanced_finite_windows(name):
     assert np.all(np.isfinite(task.x))
     counts = np.bincount(task.y, minlength=len(task.classes))
     assert counts.min() == counts.max() >= 4
-    # no two examples identical
-    assert len(np.unique(task.x.reshape(n, -1), axis=0)) == n
+    # no two examples (nearly) the same: a held-out split must not hold copies
+    flat = task.x.reshape(n, -1).astype(np.float64)
+    flat -= flat.mean(1, keepdims=True)
+    flat /= np.linalg.norm(flat, axis=1, keepdims=True)
+    similarity = flat @ flat.T - 2 * np.eye(n)
+    assert similarity.max() < 0.995
 
 
 def test_at_least_ten_tasks_in_both_groups():

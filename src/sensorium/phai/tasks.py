@@ -131,30 +131,42 @@ ESPEAK_VOICES = ["m1", "m2", "m3", "m4", "f1", "f2", "f3", "f4"]
 ESPEAK_LANGUAGES = {"en": "en-us", "fr": "fr-fr", "de": "de", "es": "es", "it": "it", "pl": "pl"}
 
 
-def _espeak(text: str, voice: str, folder: Path, index: int) -> np.ndarray:
+@dataclass(frozen=True)
+class Utterance:
+    text: str
+    voice: str  # espeak-ng voice, e.g. "en-us+f2"
+    speed: int  # words per minute
+    pitch: int  # espeak-ng's 0..99
+
+
+def _espeak(utterance: Utterance, path: Path) -> np.ndarray:
     from sensorium.data.audio import load_audio
 
-    path = folder / f"{index}.wav"
-    subprocess.run(
-        ["espeak-ng", "-v", voice, "-w", str(path), text], check=True, capture_output=True
-    )
+    u = utterance
+    command = ["espeak-ng", "-v", u.voice, "-s", str(u.speed), "-p", str(u.pitch), "-w", str(path)]
+    subprocess.run([*command, u.text], check=True, capture_output=True)
     return load_audio(path, AUDIO_RATE)
 
 
-def _speech_examples(texts_and_voices, length: int, count: int) -> list[np.ndarray]:
-    """Speak each (text, voice) with espeak-ng; each clip padded with silence to `count`
-    windows."""
+def _speech_examples(
+    utterances: list[Utterance], length: int, count: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Speak each utterance with espeak-ng, after 0-0.2 s of silence, padded or cut to
+    `count` windows, with faint white noise (about 40 dB below the speech)."""
     if shutil.which("espeak-ng") is None:
         raise SensoriumError(
             "the speech tasks need espeak-ng (Debian package espeak-ng); it is not installed"
         )
     out = []
     with tempfile.TemporaryDirectory() as tmp:
-        for i, (text, voice) in enumerate(texts_and_voices):
-            wave = _espeak(text, voice, Path(tmp), i)
-            padded = np.zeros(count * length)
-            padded[: min(len(wave), len(padded))] = wave[: len(padded)]
-            out.append(padded + 1e-4 * np.random.default_rng(i).standard_normal(len(padded)))
+        for i, utterance in enumerate(utterances):
+            wave = _espeak(utterance, Path(tmp) / f"{i}.wav")
+            clip = np.zeros(count * length)
+            onset = int(rng.integers(0, AUDIO_RATE // 5))
+            part = wave[: len(clip) - onset]
+            clip[onset : onset + len(part)] = part
+            rms = np.sqrt(np.mean(part**2)) if len(part) else 1.0
+            out.append(clip + 0.01 * rms * rng.standard_normal(len(clip)))
     return out
 
 
@@ -169,15 +181,18 @@ def speaker(length: int, per_class: int, seed: int) -> ProbeTask:
     rng = np.random.default_rng([seed, 201])
     labels = np.repeat(np.arange(len(ESPEAK_VOICES)), per_class)
     words = _words("en", rng, len(labels))
-    pairs = [(w, f"en-us+{ESPEAK_VOICES[k]}") for w, k in zip(words, labels, strict=True)]
-    x = _stack(_speech_examples(pairs, length, 7), length, 7, "speech")
+    said = [
+        Utterance(w, f"en-us+{ESPEAK_VOICES[k]}", int(rng.integers(130, 200)), 50)
+        for w, k in zip(words, labels, strict=True)
+    ]
+    x = _stack(_speech_examples(said, length, 7, rng), length, 7, "speech")
     return ProbeTask(
         "speaker",
         "physical",
         x,
         labels,
         ESPEAK_VOICES,
-        "espeak-ng voice variants speaking English words, 8 kHz",
+        "espeak-ng voice variants speaking English words at random speed, 8 kHz",
     )
 
 
@@ -185,18 +200,23 @@ def spoken_language(length: int, per_class: int, seed: int) -> ProbeTask:
     rng = np.random.default_rng([seed, 202])
     names = list(ESPEAK_LANGUAGES)
     labels = np.repeat(np.arange(len(names)), per_class)
-    pairs = []
-    for k in labels:
-        text = " ".join(_words(names[k], rng, 2))
-        pairs.append((text, ESPEAK_LANGUAGES[names[k]]))
-    x = _stack(_speech_examples(pairs, length, 7), length, 7, "speech")
+    said = [
+        Utterance(
+            " ".join(_words(names[k], rng, 2)),
+            ESPEAK_LANGUAGES[names[k]],
+            int(rng.integers(130, 200)),
+            int(rng.integers(30, 70)),
+        )
+        for k in labels
+    ]
+    x = _stack(_speech_examples(said, length, 7, rng), length, 7, "speech")
     return ProbeTask(
         "spoken-language",
         "semantic",
         x,
         labels,
         names,
-        "espeak-ng reading two frequent words of each language, 8 kHz",
+        "espeak-ng reading two frequent words of each language, random speed and pitch, 8 kHz",
     )
 
 
@@ -206,18 +226,23 @@ DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "e
 def spoken_digit(length: int, per_class: int, seed: int) -> ProbeTask:
     rng = np.random.default_rng([seed, 204])
     labels = np.repeat(np.arange(10), per_class)
-    pairs = [
-        (DIGIT_WORDS[k], f"en-us+{ESPEAK_VOICES[rng.integers(0, len(ESPEAK_VOICES))]}")
+    said = [
+        Utterance(
+            DIGIT_WORDS[k],
+            f"en-us+{ESPEAK_VOICES[rng.integers(0, len(ESPEAK_VOICES))]}",
+            int(rng.integers(120, 220)),
+            int(rng.integers(20, 80)),
+        )
         for k in labels
     ]
-    x = _stack(_speech_examples(pairs, length, 7), length, 7, "speech")
+    x = _stack(_speech_examples(said, length, 7, rng), length, 7, "speech")
     return ProbeTask(
         "spoken-digit",
         "semantic",
         x,
         labels,
         DIGIT_WORDS,
-        "espeak-ng saying the digits in English, voice drawn from 8 variants, 8 kHz",
+        "espeak-ng saying the digits in English in 8 voices, random speed and pitch, 8 kHz",
     )
 
 
@@ -234,7 +259,7 @@ def recorded_language(length: int, per_class: int, seed: int) -> ProbeTask:
 
     rng = np.random.default_rng([seed, 203])
     count = 7
-    xs, ys, files = [], [], []
+    xs, ys, files, seen = [], [], [], []
     for k, (name, pack) in enumerate(ASTERISK_PACKS.items()):
         folder = ASTERISK_ROOT / pack
         paths = sorted(folder.rglob("*.wav")) if folder.is_dir() else []
@@ -249,6 +274,11 @@ def recorded_language(length: int, per_class: int, seed: int) -> ProbeTask:
             wave = load_audio(paths[i], AUDIO_RATE)
             if len(wave) < count * length:
                 continue
+            clip = wave[: count * length] - wave[: count * length].mean()
+            unit = clip / max(float(np.linalg.norm(clip)), 1e-12)
+            if seen and max(float(unit @ other) for other in seen) > 0.98:
+                continue  # the packs hold some prompts twice, under other names
+            seen.append(unit)
             xs.append(wave[: count * length])
             ys.append(k)
             files.append(f"{name}/{paths[i].name}")
@@ -334,7 +364,8 @@ def pitch_class(length: int, per_class: int, seed: int) -> ProbeTask:
     signals = []
     for k in labels:
         octave = int(rng.integers(3, 6))  # C3..B5
-        f0 = 440 * 2 ** ((k - 9) / 12 + (octave - 4))
+        detune = rng.uniform(-0.3, 0.3)  # up to 30 cents off, well inside the semitone
+        f0 = 440 * 2 ** ((k - 9 + detune) / 12 + (octave - 4))
         timbre = TIMBRES[int(rng.integers(0, len(TIMBRES)))]
         wave = _tone(timbre, f0, count * length, rng)
         signals.append(wave + 0.01 * rng.standard_normal(len(wave)))
@@ -344,7 +375,7 @@ def pitch_class(length: int, per_class: int, seed: int) -> ProbeTask:
         _stack(signals, length, count, "tone"),
         labels,
         PITCH_CLASSES,
-        "notes of any of the 8 timbres in octaves 3-5, 8 kHz; the pitch class",
+        "notes of any of the 8 timbres in octaves 3-5, up to 30 cents off, 8 kHz",
     )
 
 
@@ -391,15 +422,22 @@ def _arrival(n: int, start: float, freq: float, decay: float, rng) -> np.ndarray
 def seismic(length: int, per_class: int, seed: int) -> ProbeTask:
     rng = np.random.default_rng([seed, 302])
     traces = seismic_noise(length)
+    hop = length // 2
+    pool = np.stack(
+        [t[i : i + length] for t in traces for i in range(0, len(t) - length + 1, hop)]
+    )  # (M, T) noise windows, overlapping by half at most
+    if len(pool) < per_class:
+        raise SensoriumError(
+            f"the seismic task has {len(pool)} noise windows; {per_class} a class asked for"
+        )
     classes = ["noise", "local event", "regional event"]
     sp_times = {1: (0.8, 2.5), 2: (4.0, 7.0)}  # S minus P, seconds
     labels = np.repeat(np.arange(3), per_class)
-    signals, groups = [], []
+    noise_windows = iter(rng.permutation(len(pool)))  # each noise example its own window
+    signals = []
     for k in labels:
-        which = int(rng.integers(0, len(traces)))
-        trace = traces[which]
-        start = int(rng.integers(0, len(trace) - length))
-        window = trace[start : start + length].copy()
+        which = next(noise_windows) if k == 0 else int(rng.integers(0, len(pool)))
+        window = pool[which].copy()
         if k > 0:
             p = rng.uniform(0.5, 2.5)
             s = p + rng.uniform(*sp_times[int(k)])
@@ -407,14 +445,13 @@ def seismic(length: int, per_class: int, seed: int) -> ProbeTask:
             window += amp * _arrival(length, p, rng.uniform(5, 10), rng.uniform(1, 3), rng)
             window += 2 * amp * _arrival(length, s, rng.uniform(2, 5), rng.uniform(0.5, 1.5), rng)
         signals.append(window)
-        groups.append(which)
     return ProbeTask(
         "seismic",
         "physical",
         _stack(signals, length, 1, "seismogram"),
         labels,
         classes,
-        f"{len(traces)} real traces bundled with obspy at 100 Hz, 10.24 s windows; "
+        f"{len(pool)} windows of {len(traces)} real traces bundled with obspy, 100 Hz, 10.24 s; "
         "synthetic P and S arrivals (S-P 0.8-2.5 s local, 4-7 s regional)",
     )
 
@@ -427,10 +464,11 @@ def video_motion(length: int, per_class: int, seed: int) -> ProbeTask:
     directions = {"right": (0, 1), "left": (0, -1), "down": (1, 0), "up": (-1, 0)}
     frames, side = 4, 16
     labels = np.repeat(np.arange(4), per_class)
+    unused = iter(rng.permutation(len(digits)))  # every clip its own digit image
     signals = []
     for k in labels:
         dy, dx = list(directions.values())[k]
-        digit = digits[rng.integers(0, len(digits))]
+        digit = digits[next(unused)]
         y0, x0 = rng.integers(3, side - 10, 2)  # every frame stays inside
         clip = np.zeros((frames, side, side))
         for f in range(frames):
