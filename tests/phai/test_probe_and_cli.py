@@ -135,7 +135,7 @@ def test_pretrain_probe_and_embed(tmp_path, tiny_encoder, capsys):
     embeddings = np.load(out_file)
     assert embeddings.shape == (2, 17) and np.all(np.isfinite(embeddings))
     meta = json.loads(out_file.with_suffix(".json").read_text())
-    assert meta["signals"] == ["tone.wav", "iq.npy"] and meta["windows"] == [6, 2]
+    assert meta["signals"] == [str(wav), str(tmp_path / "iq.npy")] and meta["windows"] == [6, 2]
     # nothing overwritten without --force
     code, _, err = run_cli(
         ["phai", "embed", wav, "--checkpoint", tiny_encoder, "--out", out_file], capsys
@@ -161,7 +161,7 @@ def test_bad_input_gives_one_line(tmp_path, tiny_encoder, capsys):
     code, _, err = run_cli([*probe, "--tasks", "digits,weather"], capsys)
     assert_one_line_error(code, err, "unknown probe task 'weather'")
     code, _, err = run_cli([*probe, "--baselines", "clip"], capsys)
-    assert_one_line_error(code, err, "unknown baseline 'clip'")
+    assert_one_line_error(code, err, "baselines 'clip'")
 
     other = tmp_path / "other.pt"
     save_checkpoint(other, "wavenet", {"config": {}, "model": {}})
@@ -175,6 +175,8 @@ def test_bad_input_gives_one_line(tmp_path, tiny_encoder, capsys):
     assert_one_line_error(code, err, "unknown loss 'vibes'")
     code, _, err = run_cli([*train, "--lr", "inf"], capsys)
     assert_one_line_error(code, err, "learning rate")
+    code, _, err = run_cli([*train, "--window", "65536", "--train-signals", "40000"], capsys)
+    assert_one_line_error(code, err, "GB in memory")
     assert not (tmp_path / "bad").exists()
 
 
@@ -204,3 +206,61 @@ def test_resume_continues_with_the_runs_settings(tiny_encoder, capsys):
     assert summary["steps"] == 4
     assert "fourier" in summary["losses"]  # the run's own losses, not this command's
     assert len((run / "metrics.csv").read_text().strip().splitlines()) == 3
+
+
+def test_more_bad_input_gives_one_line(tmp_path, tiny_encoder, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("mine")
+    np.save(tmp_path / "ok.npy", np.ones(600))
+    code, _, err = run_cli(
+        ["phai", "embed", tmp_path / "ok.npy", "--checkpoint", tiny_encoder,
+         "--out", blocker / "e.npy"],
+        capsys,
+    )  # fmt: skip
+    assert_one_line_error(code, err, "a file, not a folder")
+    code, _, err = run_cli(["phai", "pretrain", "--out", blocker / "run", *TINY_RUN], capsys)
+    assert_one_line_error(code, err, "a file, not a folder")
+    assert blocker.read_text() == "mine"
+
+    embed = ["phai", "embed", "--checkpoint", tiny_encoder, "--out", tmp_path / "e.npy"]
+    np.save(tmp_path / "empty.npy", np.zeros((0, 4000)))
+    code, _, err = run_cli([*embed, tmp_path / "empty.npy"], capsys)
+    assert_one_line_error(code, err, "holds no samples")
+    np.save(tmp_path / "huge.npy", np.full(600, 1e300))
+    code, _, err = run_cli([*embed, tmp_path / "huge.npy"], capsys)
+    assert_one_line_error(code, err, "expected magnitudes up to")
+    wav = write_tone(tmp_path / "inf.wav", 0.2, 8000, 300)
+    import soundfile
+
+    audio, rate = soundfile.read(wav)
+    audio[10] = np.inf
+    soundfile.write(str(wav), audio, rate, subtype="FLOAT")
+    code, _, err = run_cli([*embed, wav], capsys)
+    assert_one_line_error(code, err, "NaN or infinite")
+
+    probe = ["phai", "probe", tiny_encoder, "--out", tmp_path / "p", "--baselines", "none"]
+    code, _, err = run_cli([*probe, "--tasks", "digits,digits"], capsys)
+    assert_one_line_error(code, err, "more than once")
+    code, _, err = run_cli([*probe, "--tasks", "digits", "--seed", "-1"], capsys)
+    assert_one_line_error(code, err, "--seed -1")
+    code, _, err = run_cli([*probe[:-2], "--tasks", "digits", "--baselines", ""], capsys)
+    assert_one_line_error(code, err, "baselines ''")
+    assert not (tmp_path / "p").exists()
+
+    train = ["phai", "pretrain", "--out", tmp_path / "bad", *TINY_RUN]
+    for extra, needle in [
+        (["--window", "1000000"], "from 64 to 65536"),
+        (["--snr", "-500", "500"], "within -30..60 dB"),
+        (["--losses", ""], "no loss chosen"),
+        (["--hidden", "0"], "hidden must be at least 1"),
+        (["--train-signals", "0"], "--train-signals 0"),
+        (["--train-signals", "3"], "fewer than a batch"),
+    ]:
+        code, _, err = run_cli([*train, *extra], capsys)
+        assert_one_line_error(code, err, needle)
+    # resuming a run that has done its steps already
+    run = tiny_encoder.parent
+    before = (run / "summary.json").read_text()
+    code, _, err = run_cli(["phai", "pretrain", "--out", run, "--resume", "--steps", "2"], capsys)
+    assert_one_line_error(code, err, "already at step 2")
+    assert (run / "summary.json").read_text() == before

@@ -12,6 +12,7 @@ from sensorium.common.errors import SensoriumError
 from sensorium.phai import rf
 from sensorium.phai.encoder import EncoderConfig, PrincipleEncoder, parameter_count
 from sensorium.phai.principles import (
+    ALL_LOSSES,
     LossWeights,
     PretrainHeads,
     as_channels,
@@ -126,8 +127,10 @@ def test_loss_weights_switch_losses_and_refuse_bad_values():
     assert LossWeights.only(["contrastive"]).active() == ["contrastive"]
     with pytest.raises(SensoriumError, match="unknown loss"):
         LossWeights.only(["fourier", "magic"])
-    with pytest.raises(SensoriumError, match="every loss is switched off"):
+    with pytest.raises(SensoriumError, match="no loss chosen"):
         LossWeights.only([])
+    with pytest.raises(SensoriumError, match="every loss is switched off"):
+        LossWeights(**dict.fromkeys(ALL_LOSSES, 0.0))
     with pytest.raises(SensoriumError, match="finite"):
         LossWeights(fourier=float("nan"))
 
@@ -150,7 +153,7 @@ def test_losses_train_the_encoder():
         optimizer.zero_grad()
         losses["total"].backward()
         optimizer.step()
-    assert float(losses["total"]) < 0.5 * first
+    assert losses["total"].item() < 0.5 * first
 
 
 def test_contrastive_baseline_uses_the_contrastive_loss_alone():
@@ -187,12 +190,12 @@ def test_windows_cut_long_signals_and_refuse_short_or_non_finite_ones():
 def test_signal_files_of_every_kind(tmp_path):
     wav = write_tone(tmp_path / "a.wav", 0.5, 16000, 440)
     (name, wave), = read_signal_file(wav)  # fmt: skip
-    assert name == "a.wav" and len(wave) == 4000  # resampled to 8 kHz
+    assert name == str(wav) and len(wave) == 4000  # resampled to 8 kHz
     np.save(tmp_path / "iq.npy", np.stack([np.ones(300), np.zeros(300)]))
     (_, iq), = read_signal_file(tmp_path / "iq.npy")  # fmt: skip
     assert np.iscomplexobj(iq) and len(iq) == 300
     np.save(tmp_path / "many.npy", np.zeros((3, 400)))
-    assert [n for n, _ in read_signal_file(tmp_path / "many.npy")][-1] == "many.npy[2]"
+    assert read_signal_file(tmp_path / "many.npy")[-1][0] == f"{tmp_path / 'many.npy'}[2]"
     (tmp_path / "bad.npy").write_bytes(b"not numpy")
     with pytest.raises(SensoriumError, match="cannot read NumPy file"):
         read_signal_file(tmp_path / "bad.npy")

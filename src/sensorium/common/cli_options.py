@@ -13,6 +13,12 @@ class VerbParser(argparse.ArgumentParser):
         kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
         super().__init__(*args, **kwargs)
 
+    def add_argument(self, *args, **kwargs):
+        # the defaults formatter shows a default only beside some help text
+        if args and str(args[0]).startswith("-"):
+            kwargs.setdefault("help", "default: %(default)s")
+        return super().add_argument(*args, **kwargs)
+
 
 def add_system(
     systems: argparse._SubParsersAction,

@@ -18,6 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from sensorium.common.distributed import DistributedContext
+from sensorium.common.errors import SensoriumError
 from sensorium.common.metrics_log import MetricsLog
 
 logger = logging.getLogger(__name__)
@@ -121,6 +122,11 @@ def run_trainer(trainer, names: LossNames, evaluate: Callable[[bool], float], **
     keys to functions of the `LoopResult` (e.g. the last score under its own name).
     """
     s = trainer.settings
+    if trainer.step >= s.steps:
+        raise SensoriumError(
+            f"the run in {str(trainer.run_dir)!r} is already at step {trainer.step}; "
+            f"pass --steps above {trainer.step} to train on"
+        )
     result = run_steps(
         trainer.ctx,
         trainer.run_dir,

@@ -14,14 +14,23 @@ from sensorium.common.errors import SensoriumError
 from sensorium.common.logging import setup_logging
 from sensorium.common.outputs import check_run_dir
 
+# what a train verb writes into its run folder
+RUN_OUTPUTS = (
+    "checkpoint.pt", "model.pt", "encoder.pt", "settings.json", "summary.json", "metrics.csv",
+    "train.log",
+)  # fmt: skip
+
 
 @contextmanager
-def training_run(args) -> Iterator[DistributedContext]:
+def training_run(args, clear: tuple[str, ...] = ()) -> Iterator[DistributedContext]:
     """Join the process group (or run alone), check the run folder `args.out` and log to its
     train.log; leave the group on exit.
 
     If the run fails on bad input before its first checkpoint, a run folder that it created
     itself is removed again, so a typo leaves nothing behind.
+
+    A forced run that does not resume first deletes the files named in `clear` (the
+    outputs of an earlier run, e.g. `RUN_OUTPUTS`), so none of them outlives it unchanged.
 
     `args` carries `out`, `force`, `resume` and `device`, as the train verbs parse them.
     """
@@ -32,7 +41,12 @@ def training_run(args) -> Iterator[DistributedContext]:
         if ctx.is_main:
             check_run_dir(run_dir, force=args.force, resume=args.resume)
             if args.resume and not (run_dir / "checkpoint.pt").exists():
-                raise SensoriumError(f"nothing to resume: {str(run_dir / 'checkpoint.pt')!r}")
+                raise SensoriumError(
+                    f"nothing to resume: {str(run_dir / 'checkpoint.pt')!r} does not exist"
+                )
+            if args.force and not args.resume:
+                for name in clear:
+                    (run_dir / name).unlink(missing_ok=True)
         ctx.barrier()
         setup_logging(run_dir / "train.log" if ctx.is_main else None)
         if not ctx.is_main:

@@ -60,6 +60,10 @@ def load_audio(path: Path, sample_rate: int) -> np.ndarray:
     if data.shape[0] == 0:
         raise SensoriumError(f"audio file {str(path)!r} holds no samples")
     audio = data.mean(axis=1)  # (T,)
+    if not np.all(np.isfinite(audio)):
+        raise SensoriumError(
+            f"audio file {str(path)!r} holds NaN or infinite samples; expected finite audio"
+        )
     if rate != sample_rate:
         factor = gcd(int(rate), int(sample_rate))
         audio = resample_poly(audio, sample_rate // factor, rate // factor).astype(np.float32)

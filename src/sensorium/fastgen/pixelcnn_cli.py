@@ -68,7 +68,12 @@ def _add_train(verbs) -> None:
 
 
 def _train(args) -> int:
-    from sensorium.common.training_run import saved_settings, training_run, write_settings
+    from sensorium.common.training_run import (
+        RUN_OUTPUTS,
+        saved_settings,
+        training_run,
+        write_settings,
+    )
     from sensorium.fastgen.pixelcnn import PixelCNNConfig
     from sensorium.fastgen.pixelcnn_train import PixelCNNTrainer, PixelTrainSettings
 
@@ -105,7 +110,7 @@ def _train(args) -> int:
             raise SensoriumError(
                 f"cannot resume: settings.json in {args.out!r} lacks {exc}"
             ) from exc
-    with training_run(args) as ctx:
+    with training_run(args, clear=RUN_OUTPUTS) as ctx:
         trainer = PixelCNNTrainer(settings, ctx, resume=args.resume)
         write_settings(Path(args.out), settings, ctx)
         summary = trainer.train()

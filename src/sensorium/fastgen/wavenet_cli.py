@@ -70,7 +70,12 @@ def _add_train(verbs) -> None:
 
 
 def _train(args) -> int:
-    from sensorium.common.training_run import saved_settings, training_run, write_settings
+    from sensorium.common.training_run import (
+        RUN_OUTPUTS,
+        saved_settings,
+        training_run,
+        write_settings,
+    )
     from sensorium.fastgen.features import MelSettings
     from sensorium.fastgen.wavenet import WaveNetConfig
     from sensorium.fastgen.wavenet_train import TrainSettings, WaveNetTrainer
@@ -117,7 +122,7 @@ def _train(args) -> int:
             raise SensoriumError(
                 f"cannot resume: settings.json in {args.out!r} lacks {exc}"
             ) from exc
-    with training_run(args) as ctx:
+    with training_run(args, clear=RUN_OUTPUTS) as ctx:
         trainer = WaveNetTrainer(settings, ctx, resume=args.resume)
         write_settings(Path(args.out), settings, ctx)
         summary = trainer.train()

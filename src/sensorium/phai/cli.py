@@ -97,7 +97,12 @@ def _int_list(text: str, what: str) -> tuple[int, ...]:
 
 
 def _pretrain(args) -> int:
-    from sensorium.common.training_run import saved_settings, training_run, write_settings
+    from sensorium.common.training_run import (
+        RUN_OUTPUTS,
+        saved_settings,
+        training_run,
+        write_settings,
+    )
     from sensorium.phai.encoder import EncoderConfig
     from sensorium.phai.pretrain import EncoderPretrainer, PretrainSettings
     from sensorium.phai.principles import LossWeights
@@ -141,7 +146,7 @@ def _pretrain(args) -> int:
             )
         except (KeyError, TypeError) as exc:
             raise SensoriumError(f"cannot resume: settings.json is damaged ({exc!r})") from exc
-    with training_run(args) as ctx:
+    with training_run(args, clear=RUN_OUTPUTS) as ctx:
         trainer = EncoderPretrainer(settings, ctx, resume=args.resume)
         write_settings(Path(args.out), settings, ctx)
         summary = trainer.train()
@@ -194,11 +199,12 @@ def _add_probe(verbs) -> None:
 def _parse_baselines(text: str) -> list[str]:
     if text.strip() == "none":
         return []
-    names = [s.strip() for s in text.split(",") if s.strip()]
+    names = [s.strip() for s in text.split(",")]
     unknown = [n for n in names if n not in BASELINES]
-    if unknown:
+    if unknown or len(set(names)) < len(names):
         raise SensoriumError(
-            f"unknown baseline {unknown[0]!r}; expected some of {', '.join(BASELINES)} or 'none'"
+            f"baselines {text!r}; expected each of {', '.join(BASELINES)} at most once, "
+            "comma-separated, or 'none'"
         )
     return names
 
@@ -219,6 +225,8 @@ def _probe(args) -> int:
     baselines = _parse_baselines(args.baselines)
     if not 0 < args.scale <= 10:
         raise SensoriumError(f"--scale {args.scale!r} must be in (0, 10]")
+    if not 0 <= args.seed < 2**32:
+        raise SensoriumError(f"--seed {args.seed} must be from 0 to {2**32 - 1}")
     device = str(resolve_device(args.device))
     encoder, data = load_encoder(checkpoint_path(args.checkpoint), device)
     featurizers = {"principle": encoder_features(encoder, device=device)}
@@ -237,7 +245,7 @@ def _probe(args) -> int:
         featurizers["spectrum"] = spectrum_features
     if "raw" in baselines:
         featurizers["raw"] = raw_features
-    out = check_run_dir(Path(args.out), args.force)
+    out = check_run_dir(Path(args.out), args.force, resumable=False)
     setup_logging(out / "probe.log")
     started = time.perf_counter()
     results, sources = [], {}

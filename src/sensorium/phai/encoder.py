@@ -28,6 +28,7 @@ from torch import nn
 from sensorium.common.errors import SensoriumError
 
 CHECKPOINT_KIND = "phai-encoder"
+MAX_WINDOW = 65536
 
 
 @dataclass
@@ -44,16 +45,26 @@ class EncoderConfig:
     def __post_init__(self) -> None:
         self.time_channels = tuple(int(c) for c in self.time_channels)
         self.freq_channels = tuple(int(c) for c in self.freq_channels)
-        if not isinstance(self.length, int) or self.length < 64:
-            raise SensoriumError(f"encoder window {self.length!r} must be an integer >= 64")
+        if not isinstance(self.length, int) or not 64 <= self.length <= MAX_WINDOW:
+            raise SensoriumError(
+                f"encoder window {self.length!r} must be an integer from 64 to {MAX_WINDOW}"
+            )
         if not 8 <= self.stft_bins <= self.length or not 1 <= self.stft_hop <= self.stft_bins:
             raise SensoriumError(
                 f"STFT of {self.stft_bins} bins and hop {self.stft_hop} does not fit a "
                 f"window of {self.length} samples"
             )
-        sizes = (*self.time_channels, *self.freq_channels, self.freq_features, self.hidden)
-        if min(sizes) < 1 or self.embed_dim < 2:
-            raise SensoriumError("encoder widths must be >= 1 and embed_dim >= 2")
+        widths = {
+            "time_channels": min(self.time_channels, default=0),
+            "freq_channels": min(self.freq_channels, default=0),
+            "freq_features": self.freq_features,
+            "hidden": self.hidden,
+            "embed_dim": self.embed_dim - 1,
+        }
+        for name, width in widths.items():
+            if width < 1:
+                least = 2 if name == "embed_dim" else 1
+                raise SensoriumError(f"encoder setting {name} must be at least {least}")
 
     def to_dict(self) -> dict:
         return asdict(self)

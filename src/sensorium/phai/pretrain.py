@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 LOSS_NAMES = LossNames("", "validation", "train_loss", "val_loss")
 PRETRAIN_EMITTER_SEED = 0  # the probes draw their emitters from another seed
 SPECTRUM_BINS = 64
+MAX_SET_GB = 8.0  # the pretraining set is held in memory as float32 I/Q
 
 
 @dataclass
@@ -63,9 +64,7 @@ class PretrainSettings:
         for name in ("steps", "batch_size", "signals", "val_signals", "emitters", "eval_every"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
-                raise SensoriumError(
-                    f"pretraining setting {name}={value!r} must be an integer >= 1"
-                )
+                raise SensoriumError(f"{_flag(name)} {value!r} must be an integer >= 1")
         if self.batch_size < 4:
             raise SensoriumError(f"batch size {self.batch_size} must be >= 4 (batch statistics)")
         if not 0 < self.lr < float("inf"):
@@ -74,8 +73,23 @@ class PretrainSettings:
             raise SensoriumError(f"weight decay {self.weight_decay!r} must be finite and >= 0")
         if not (math.isfinite(self.snr_low) and math.isfinite(self.snr_high)):
             raise SensoriumError("SNR range must be finite")
+        if not (self.snr_low >= -30 and self.snr_high <= 60):
+            raise SensoriumError(
+                f"SNR range {self.snr_low}..{self.snr_high} dB; expected within -30..60 dB"
+            )
+        if self.signals < self.batch_size:
+            raise SensoriumError(
+                f"{self.signals} training signals are fewer than a batch of {self.batch_size}"
+            )
         if self.snr_low > self.snr_high:
             raise SensoriumError(f"SNR range {self.snr_low}..{self.snr_high} is empty")
+        gigabytes = (self.signals + self.val_signals) * self.model.length * 8 / 1e9
+        if gigabytes > MAX_SET_GB:
+            raise SensoriumError(
+                f"{self.signals} RF signals of {self.model.length} samples need "
+                f"{gigabytes:.0f} GB in memory; at most {MAX_SET_GB:.0f} GB: use fewer "
+                "--train-signals or a shorter --window"
+            )
         if self.model.length % SPECTRUM_BINS:
             raise SensoriumError(
                 f"encoder window {self.model.length} must be a multiple of {SPECTRUM_BINS}"
@@ -83,6 +97,11 @@ class PretrainSettings:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _flag(name: str) -> str:
+    """The command-line option of a PretrainSettings field."""
+    return "--train-signals" if name == "signals" else "--" + name.replace("_", "-")
 
 
 def load_encoder(path: Path, device: str = "cpu") -> tuple[PrincipleEncoder, dict]:
@@ -228,8 +247,7 @@ class EncoderPretrainer:
         loss = losses["total"]
         if not torch.isfinite(loss):
             raise SensoriumError(
-                f"the loss became {float(loss)} at step {self.step + 1}; "
-                "try a lower --lr or other loss weights"
+                f"the loss became {loss.item()} at step {self.step + 1}; try a lower --lr"
             )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -64,6 +64,8 @@ class LossWeights:
     @classmethod
     def only(cls, names: list[str]) -> LossWeights:
         """Weight 1 for the `names` given, 0 for the rest."""
+        if not names:
+            raise SensoriumError(f"no loss chosen; expected some of {', '.join(ALL_LOSSES)}")
         unknown = [n for n in names if n not in ALL_LOSSES]
         if unknown:
             raise SensoriumError(

@@ -41,7 +41,11 @@ def markdown_table(results: list[ProbeResult]) -> str:
         label = {"all": "mean, all", "physical": "mean, physical", "semantic": "mean, semantic"}
         tasks = f"{count} task" + ("s" if count != 1 else "")
         lines.append(f"| {label[group]} | | {tasks} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    note = (
+        "\nHeld-out top-1 accuracy in percent; in brackets top-k with k = 3, or k = classes - 1 "
+        "for tasks of 3 or fewer classes (for them top-3 would always be 100).\n"
+    )
+    return "\n".join(lines) + "\n" + note
 
 
 def bar_chart(results: list[ProbeResult], path: Path) -> None:

@@ -30,6 +30,7 @@ from sensorium.common.errors import SensoriumError
 
 AUDIO_RATE = 8000
 IMAGE_SIDE = 32
+MAX_MAGNITUDE = 1e15  # the encoder's power sums stay finite in float32 below this
 
 
 def check_finite(x: np.ndarray, what: str) -> None:
@@ -56,6 +57,11 @@ def windows(x: np.ndarray, length: int, what: str = "signal") -> np.ndarray:
     if x.ndim != 1:
         raise SensoriumError(f"{what} has shape {x.shape}; expected one channel of samples")
     check_finite(x, what)
+    if x.size and np.abs(x).max() > MAX_MAGNITUDE:
+        raise SensoriumError(
+            f"{what} has values up to {np.abs(x).max():.3g}; expected magnitudes up to "
+            f"{MAX_MAGNITUDE:.0e} (scale it down: the encoder sees it relative to its RMS)"
+        )
     if len(x) < length:
         raise SensoriumError(
             f"{what} has {len(x)} samples, shorter than the encoder's window of {length}"
@@ -101,8 +107,9 @@ def read_signal_file(path: Path) -> list[tuple[str, np.ndarray]]:
     if not path.is_file():
         raise SensoriumError(f"input {str(path)!r} does not exist or is not a file")
     suffix = path.suffix.lower()
+    name = str(path)
     if suffix in (".wav", ".flac", ".ogg"):
-        return [(path.name, read_audio(path))]
+        return [(name, read_audio(path))]
     if suffix != ".npy":
         raise SensoriumError(
             f"input {str(path)!r}: unknown kind {suffix or '(no suffix)'!r}; "
@@ -114,12 +121,14 @@ def read_signal_file(path: Path) -> list[tuple[str, np.ndarray]]:
         raise SensoriumError(f"cannot read NumPy file {str(path)!r}: {exc}") from exc
     if array.dtype.kind not in "biufc":
         raise SensoriumError(f"NumPy file {str(path)!r} holds {array.dtype}; expected numbers")
+    if array.size == 0:
+        raise SensoriumError(f"NumPy file {str(path)!r} holds no samples (shape {array.shape})")
     if array.ndim == 1:
-        return [(path.name, array)]
+        return [(name, array)]
     if array.ndim == 2 and array.shape[0] == 2 and not np.iscomplexobj(array):
-        return [(path.name, array[0] + 1j * array[1].astype(np.float64))]
+        return [(name, array[0] + 1j * array[1].astype(np.float64))]
     if array.ndim == 2:
-        return [(f"{path.name}[{i}]", row) for i, row in enumerate(array)]
+        return [(f"{name}[{i}]", row) for i, row in enumerate(array)]
     raise SensoriumError(
         f"NumPy file {str(path)!r} has shape {array.shape}; expected (N,), (2, N) or (M, N)"
     )

@@ -608,6 +608,9 @@ def parse_tasks(spec: str) -> list[str]:
     """ "all" or a comma-separated list of task names, checked."""
     names = list(TASKS) if spec.strip() == "all" else [s.strip() for s in spec.split(",")]
     unknown = [n for n in names if n not in TASKS]
+    twice = [n for n in dict.fromkeys(names) if names.count(n) > 1]
+    if twice:
+        raise SensoriumError(f"probe task {twice[0]!r} is named more than once")
     if unknown or not names:
         raise SensoriumError(
             f"unknown probe task {unknown[0] if unknown else spec!r}; expected 'all' or some "
