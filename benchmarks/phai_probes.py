@@ -1,8 +1,9 @@
 """Linear probes of the shipped principle-driven encoder against its baselines, over seeds.
 
 For each seed, every probe task is built afresh (its data drawn with that seed) and split
-70/30 with it; the shipped principle-driven encoder, the shipped plain-contrastive encoder
-(same architecture, same RF, InfoNCE only), the same architecture with random weights
+70/30 with it; the principle-driven encoder and the plain-contrastive one (same
+architecture, same RF, InfoNCE only; by default the shipped ones, --principle and
+--contrastive take other checkpoints), the same architecture with random weights
 (initialised with that seed), the log-magnitude spectrum and the raw samples are each
 probed with a logistic regression. The table gives the mean and standard deviation of
 held-out top-1 over the seeds, per task and per group.
@@ -42,10 +43,12 @@ def main() -> None:
     parser.add_argument("--tasks", default="all")
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--principle", default="shipped", help="encoder checkpoint or 'shipped'")
+    parser.add_argument("--contrastive", default="contrastive", help="baseline checkpoint")
     args = parser.parse_args()
 
-    principle, _ = load_encoder(checkpoint_path("shipped"))
-    contrastive, _ = load_encoder(checkpoint_path("contrastive"))
+    principle, _ = load_encoder(checkpoint_path(args.principle))
+    contrastive, _ = load_encoder(checkpoint_path(args.contrastive))
     names = parse_tasks(args.tasks)
     runs = []
     started = time.perf_counter()
