@@ -46,6 +46,8 @@ MAX_SET_GB = 8.0  # the pretraining set is held in memory as float32 I/Q
 @dataclass
 class PretrainSettings:
     out: str
+    # NOTE: the shipped encoders had 1,500 steps (what the machine time allowed); their
+    # validation loss was still falling slowly, so the default asks for more.
     steps: int = 2500
     batch_size: int = 64
     lr: float = 1e-3

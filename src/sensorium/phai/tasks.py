@@ -223,6 +223,8 @@ def spoken_language(length: int, per_class: int, seed: int) -> ProbeTask:
 DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
 
+# TODO: every feature kind but raw samples scores about 99% here: one synthesiser's digits
+# are too easy to tell apart; recorded digits from several speakers would make a real task.
 def spoken_digit(length: int, per_class: int, seed: int) -> ProbeTask:
     rng = np.random.default_rng([seed, 204])
     labels = np.repeat(np.arange(10), per_class)
