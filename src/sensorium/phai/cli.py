@@ -288,10 +288,9 @@ def _add_embed(verbs) -> None:
 
 
 def _embed(args) -> int:
-    import torch
-
     from sensorium.common.distributed import resolve_device
     from sensorium.phai.pretrain import load_encoder
+    from sensorium.phai.probe import encoder_features
     from sensorium.phai.signals import read_signal_file, windows
 
     setup_logging()
@@ -304,13 +303,13 @@ def _embed(args) -> int:
     encoder, _ = load_encoder(checkpoint_path(args.checkpoint), device)
     length = encoder.config.length
     signals = [item for f in args.files for item in read_signal_file(Path(f))]
+    embed = encoder_features(encoder, device=device)
     rows, names, counts = [], [], []
-    with torch.no_grad():
-        for name, signal in signals:
-            w = torch.from_numpy(windows(signal, length, f"signal {name!r}")).to(device)
-            rows.append(torch.cat([encoder(c) for c in w.split(256)]).mean(0).cpu().numpy())
-            names.append(name)
-            counts.append(len(w))
+    for name, signal in signals:
+        w = windows(signal, length, f"signal {name!r}")  # (W, 2, T)
+        rows.append(embed(w[None])[0])
+        names.append(name)
+        counts.append(len(w))
     embeddings = np.stack(rows)  # (signals, D + 1)
     np.save(out, embeddings)
     meta = {

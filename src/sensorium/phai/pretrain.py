@@ -32,7 +32,12 @@ from sensorium.phai.encoder import (
     PrincipleEncoder,
     parameter_count,
 )
-from sensorium.phai.principles import LossWeights, PretrainHeads, pretraining_losses
+from sensorium.phai.principles import (
+    LossWeights,
+    PretrainHeads,
+    as_channels,
+    pretraining_losses,
+)
 from sensorium.phai.rf import make_emitters, random_rf
 
 logger = logging.getLogger(__name__)
@@ -123,11 +128,6 @@ def half_precision_copy(source: Path, target: Path) -> None:
     save_checkpoint(target, CHECKPOINT_KIND, data)
 
 
-def as_channels(signals: np.ndarray) -> torch.Tensor:
-    """Complex signals (N, T) -> float32 tensor (N, 2, T)."""
-    return torch.from_numpy(np.stack([signals.real, signals.imag], axis=1).astype(np.float32))
-
-
 def pretraining_set(
     settings: PretrainSettings, count: int, seed: int, progress: bool
 ) -> torch.Tensor:
@@ -140,7 +140,7 @@ def pretraining_set(
             n = min(2000, count - done)
             snr = (settings.snr_low, settings.snr_high)
             batch = random_rf(n, settings.model.length, rng, emitters, snr_range=snr)
-            chunks.append(as_channels(batch.signals))
+            chunks.append(as_channels(torch.from_numpy(batch.signals)))  # (n, 2, T)
             done += n
             bar.update(n)
     return torch.cat(chunks)

@@ -222,12 +222,14 @@ def pretraining_losses(
     if needs_projection:
         p1 = heads.projector(embeddings[0][:, :-1])
         p2 = heads.projector(embeddings[1][:, :-1])
-        losses["invariance"] = (p1 - p2).pow(2).mean()
-        var1, cov1 = variance_covariance(p1)
-        var2, cov2 = variance_covariance(p2)
-        losses["variance"] = var1 + var2
-        losses["covariance"] = cov1 + cov2
-        losses["contrastive"] = info_nce(p1, p2, weights.temperature)
+        if weights.invariance > 0:
+            losses["invariance"] = (p1 - p2).pow(2).mean()
+        if weights.variance > 0 or weights.covariance > 0:
+            var1, cov1 = variance_covariance(p1)
+            var2, cov2 = variance_covariance(p2)
+            losses["variance"], losses["covariance"] = var1 + var2, cov1 + cov2
+        if weights.contrastive > 0:  # the baseline's loss, not computed beside the others
+            losses["contrastive"] = info_nce(p1, p2, weights.temperature)
     if need_equivariant:
         read = heads.equivariance(torch.cat([embeddings[1], embeddings[2]], dim=1))  # (B, 2)
         losses["equivariance"] = F.mse_loss(read[:, 0], shift / max_shift_bins) + (

@@ -38,9 +38,8 @@ def markdown_table(results: list[ProbeResult]) -> str:
             m = means[k].get(group)
             count = m["tasks"] if m else count
             cells.append(f"**{100 * m['top1']:.1f}** ({100 * m['top3']:.1f})" if m else "-")
-        label = {"all": "mean, all", "physical": "mean, physical", "semantic": "mean, semantic"}
         tasks = f"{count} task" + ("s" if count != 1 else "")
-        lines.append(f"| {label[group]} | | {tasks} | " + " | ".join(cells) + " |")
+        lines.append(f"| mean, {group} | | {tasks} | " + " | ".join(cells) + " |")
     note = (
         "\nHeld-out top-1 accuracy in percent; in brackets top-k with k = 3, or k = classes - 1 "
         "for tasks of 3 or fewer classes (for them top-3 would always be 100).\n"

@@ -92,9 +92,7 @@ def read_audio(path: Path) -> np.ndarray:
     """A sound file as a mono waveform at AUDIO_RATE."""
     from sensorium.data.audio import load_audio
 
-    wave = load_audio(path, AUDIO_RATE)
-    check_finite(wave, f"audio file {str(path)!r}")
-    return wave.astype(np.float64)
+    return load_audio(path, AUDIO_RATE).astype(np.float64)
 
 
 def read_signal_file(path: Path) -> list[tuple[str, np.ndarray]]:
